@@ -1,0 +1,181 @@
+//! Shared state behind every clone of a `GraphSim`.
+//!
+//! One std mutex guards everything: no lock is held across an await, the
+//! critical sections are tiny, and a single lock makes "check the throughput
+//! window, then record the send" atomic without further thought.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+
+use crate::{
+    AutoStatuses, Endpoint, Fault, PhoneNumber, SentMessage, StatusDelivery, StoredMedia,
+};
+
+pub(crate) struct Shared {
+    pub app_secret: String,
+    pub access_tokens: Vec<String>,
+    pub phone_numbers: Vec<PhoneNumber>,
+    pub auto_statuses: AutoStatuses,
+    pub media_url_ttl: Duration,
+    /// Signs media download URLs; random per simulator so URLs from another
+    /// run never validate.
+    pub url_key: [u8; 32],
+    pub client: reqwest::Client,
+    state: Mutex<State>,
+    /// Bumped after every recorded event so waiters re-check their condition.
+    changed: watch::Sender<u64>,
+    pub accept_task: Mutex<Option<AbortHandle>>,
+}
+
+pub(crate) struct MediaRecord {
+    pub media: StoredMedia,
+    /// Business uploads are listed by `uploads()`; customer media are not.
+    pub uploaded: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub webhook_url: Option<String>,
+    pub base_url: Option<String>,
+    pub sent: Vec<SentMessage>,
+    /// Acceptance instants per phone number id, in order.
+    pub send_times: HashMap<String, Vec<Instant>>,
+    pub media: HashMap<String, MediaRecord>,
+    pub upload_order: Vec<String>,
+    pub faults: HashMap<Endpoint, VecDeque<Fault>>,
+    pub mark_read: Vec<String>,
+    pub requests: HashMap<Endpoint, usize>,
+    pub deliveries: Vec<StatusDelivery>,
+    pub throughput_limit: Option<u32>,
+    pub status_delay: Duration,
+    pub webhook_retries: u32,
+    pub wa_id_overrides: HashMap<String, String>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        app_secret: String,
+        access_tokens: Vec<String>,
+        phone_numbers: Vec<PhoneNumber>,
+        auto_statuses: AutoStatuses,
+        media_url_ttl: Duration,
+        state: State,
+        client: reqwest::Client,
+    ) -> Shared {
+        let mut url_key = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut url_key[..]);
+        Shared {
+            app_secret,
+            access_tokens,
+            phone_numbers,
+            auto_statuses,
+            media_url_ttl,
+            url_key,
+            client,
+            state: Mutex::new(state),
+            changed: watch::Sender::new(0),
+            accept_task: Mutex::new(None),
+        }
+    }
+
+    /// A panic while holding the lock leaves plain data behind, still usable:
+    /// recovering keeps one failed test from cascading into every later call.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` under the lock and wakes the waiters afterwards.
+    pub(crate) fn update<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let out = f(&mut self.lock());
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        out
+    }
+
+    pub(crate) fn phone(&self, id: &str) -> Option<&PhoneNumber> {
+        self.phone_numbers.iter().find(|p| p.phone_number_id == id)
+    }
+
+    /// Waits until `done` holds or the timeout passes, then returns
+    /// `result` of the final state either way.
+    pub(crate) async fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&State) -> bool,
+        result: impl Fn(&State) -> T,
+    ) -> T {
+        // Subscribing before the first check means no update can slip
+        // between the check and the wait.
+        let mut rx = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if done(&self.lock()) {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => break,
+            }
+        }
+        result(&self.lock())
+    }
+}
+
+impl State {
+    /// Pops the next fault for this request: faults aimed at the endpoint
+    /// first, then those aimed at any endpoint.
+    pub(crate) fn next_fault(&mut self, endpoint: Endpoint) -> Option<Fault> {
+        if let Some(f) = self.faults.get_mut(&endpoint).and_then(VecDeque::pop_front) {
+            return Some(f);
+        }
+        self.faults
+            .get_mut(&Endpoint::Any)
+            .and_then(VecDeque::pop_front)
+    }
+
+    /// Accepted sends of `phone_number_id` in the second before `now`.
+    pub(crate) fn sends_in_last_second(&self, phone_number_id: &str, now: Instant) -> usize {
+        let Some(times) = self.send_times.get(phone_number_id) else {
+            return 0;
+        };
+        let since = now.checked_sub(Duration::from_secs(1));
+        let first = match since {
+            Some(since) => times.partition_point(|t| *t <= since),
+            None => 0,
+        };
+        times.len() - first
+    }
+}
+
+/// Largest number of instants that fit in any half-open window of one second.
+pub(crate) fn max_in_any_second(times: &[Instant]) -> usize {
+    let window = Duration::from_secs(1);
+    let mut best = 0;
+    let mut start = 0;
+    for (end, t) in times.iter().enumerate() {
+        while t.duration_since(times[start]) >= window {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sliding_window_max() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let times = [at(0), at(100), at(900), at(999), at(1000), at(1500), at(1950)];
+        // [900, 1900) holds 900, 999, 1000, 1500 -> 4; [1000, 2000) holds 3.
+        assert_eq!(max_in_any_second(&times), 4);
+        assert_eq!(max_in_any_second(&[]), 0);
+        assert_eq!(max_in_any_second(&[at(5)]), 1);
+    }
+}

@@ -1,0 +1,193 @@
+//! The JSON API under `/api`: conversations and messages, channels, dead letters, API tokens.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use store::auth::Role;
+use store::channels::ChannelUpdate;
+use store::conversations::MessageRecord;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::channels::{ChannelInput, ChannelView, validate_base_url, validate_rate};
+use crate::error::{ApiError, ApiResult};
+use crate::passwords;
+
+const STAFF: &[Role] = &[Role::Admin, Role::Supervisor, Role::Agent];
+const ADMIN: &[Role] = &[Role::Admin];
+
+#[derive(Deserialize)]
+pub struct ListConversations {
+    #[serde(default)]
+    open: bool,
+    limit: Option<i64>,
+}
+
+pub async fn list_conversations(
+    State(app): State<AppState>,
+    who: Principal,
+    Query(q): Query<ListConversations>,
+) -> ApiResult<Json<Value>> {
+    who.require(STAFF)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let conversations = app.store.conversations(q.open, limit).await?;
+    Ok(Json(json!({ "conversations": conversations })))
+}
+
+pub async fn get_conversation(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    who.require(STAFF)?;
+    let conversation = app.store.conversation(id).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(json!({ "conversation": conversation })))
+}
+
+#[derive(Deserialize)]
+pub struct MessagePage {
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// A message as the API shows it: the stored row plus its WhatsApp content as JSON.
+pub fn message_view(m: MessageRecord) -> Value {
+    let content: Value = serde_json::from_str(&m.content).unwrap_or(Value::Null);
+    let mut view = serde_json::to_value(&m).unwrap_or_else(|_| json!({}));
+    if let Some(obj) = view.as_object_mut() {
+        obj.insert("content".into(), content);
+    }
+    view
+}
+
+pub async fn list_messages(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(id): Path<i64>,
+    Query(q): Query<MessagePage>,
+) -> ApiResult<Json<Value>> {
+    who.require(STAFF)?;
+    app.store.conversation(id).await?.ok_or(ApiError::NotFound)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let messages = app.store.messages(id, q.before, limit).await?;
+    // The client asks for the next page with before = the first id it has.
+    let next_before = (messages.len() as i64 == limit).then(|| messages.first().map(|m| m.id)).flatten();
+    let messages: Vec<Value> = messages.into_iter().map(message_view).collect();
+    Ok(Json(json!({ "messages": messages, "next_before": next_before })))
+}
+
+pub async fn list_channels(State(app): State<AppState>, who: Principal) -> ApiResult<Json<Value>> {
+    who.require(&[Role::Admin, Role::Supervisor])?;
+    let channels: Vec<ChannelView> = app.store.channels().await?.into_iter().map(Into::into).collect();
+    Ok(Json(json!({ "channels": channels })))
+}
+
+pub async fn create_channel(
+    State(app): State<AppState>,
+    who: Principal,
+    Json(input): Json<ChannelInput>,
+) -> ApiResult<Json<Value>> {
+    who.require(ADMIN)?;
+    let new = input
+        .into_new_channel(app.channels.secrets(), false)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let record = app.store.create_channel(&new).await?;
+    app.channels.reload().await?;
+    tracing::info!(channel_id = record.id, phone_number_id = %record.phone_number_id, "channel created");
+    Ok(Json(json!({ "channel": ChannelView::from(record) })))
+}
+
+#[derive(Deserialize)]
+pub struct ChannelPatch {
+    name: Option<String>,
+    waba_id: Option<String>,
+    display_phone_number: Option<String>,
+    access_token: Option<String>,
+    app_secret: Option<String>,
+    verify_token: Option<String>,
+    graph_base_url: Option<String>,
+    rate_limit_per_sec: Option<i64>,
+    mark_read: Option<bool>,
+    enabled: Option<bool>,
+}
+
+pub async fn update_channel(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(id): Path<i64>,
+    Json(p): Json<ChannelPatch>,
+) -> ApiResult<Json<Value>> {
+    who.require(ADMIN)?;
+    let secrets = app.channels.secrets();
+    let bad = |e: crate::channels::ChannelInputError| ApiError::bad_request(e.to_string());
+    let update = ChannelUpdate {
+        name: p.name,
+        waba_id: p.waba_id,
+        display_phone_number: p.display_phone_number,
+        access_token_enc: p.access_token.map(|t| secrets.encrypt(t.trim())),
+        app_secret_enc: p.app_secret.map(|t| secrets.encrypt(t.trim())),
+        verify_token_enc: p.verify_token.map(|t| secrets.encrypt(t.trim())),
+        graph_base_url: p.graph_base_url.map(|u| validate_base_url(&u)).transpose().map_err(bad)?,
+        rate_limit_per_sec: p.rate_limit_per_sec.map(validate_rate).transpose().map_err(bad)?,
+        mark_read: p.mark_read,
+        enabled: p.enabled,
+    };
+    let record = app.store.update_channel(id, &update).await?;
+    app.channels.reload().await?;
+    Ok(Json(json!({ "channel": ChannelView::from(record) })))
+}
+
+pub async fn disable_channel(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    who.require(ADMIN)?;
+    let update = ChannelUpdate { enabled: Some(false), ..Default::default() };
+    let record = app.store.update_channel(id, &update).await?;
+    app.channels.reload().await?;
+    Ok(Json(json!({ "channel": ChannelView::from(record) })))
+}
+
+pub async fn dead_letters(State(app): State<AppState>, who: Principal) -> ApiResult<Json<Value>> {
+    who.require(ADMIN)?;
+    let dead = app.store.dead_letters(200).await?;
+    Ok(Json(json!({ "dead_letters": dead })))
+}
+
+#[derive(Deserialize)]
+pub struct ReplayRequest {
+    #[serde(default)]
+    ids: Vec<i64>,
+}
+
+pub async fn replay_dead_letters(
+    State(app): State<AppState>,
+    who: Principal,
+    Json(req): Json<ReplayRequest>,
+) -> ApiResult<Json<Value>> {
+    who.require(ADMIN)?;
+    let replayed = app.store.replay_dead_letters(&req.ids).await?;
+    app.inbox_wake.notify_one();
+    Ok(Json(json!({ "replayed": replayed })))
+}
+
+#[derive(Deserialize)]
+pub struct NewToken {
+    name: String,
+}
+
+pub async fn create_token(
+    State(app): State<AppState>,
+    who: Principal,
+    Json(req): Json<NewToken>,
+) -> ApiResult<Json<Value>> {
+    who.require(ADMIN)?;
+    if req.name.trim().is_empty() {
+        return Err(ApiError::bad_request("name must not be empty"));
+    }
+    let token = passwords::random_token();
+    let id = app.store.create_api_token(req.name.trim(), &passwords::token_hash(&token)).await?;
+    Ok(Json(json!({ "id": id, "name": req.name.trim(), "token": token })))
+}

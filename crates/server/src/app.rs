@@ -1,0 +1,220 @@
+//! Building and running the server: state shared by handlers, the router, background workers.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, patch, post};
+use store::Store;
+use store::auth::{NewUser, Role};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::LoginThrottle;
+use crate::channels::ChannelRegistry;
+use crate::config::Config;
+use crate::inbox::{InboxProcessor, InboxWriter};
+use crate::live::Live;
+use crate::secrets::SecretBox;
+use crate::{api, auth, passwords, webhook};
+
+pub struct AppContext {
+    pub config: Config,
+    pub store: Store,
+    pub channels: ChannelRegistry,
+    pub inbox: InboxWriter,
+    pub inbox_wake: Arc<Notify>,
+    pub live: Live,
+    pub login_throttle: LoginThrottle,
+    pub instance_id: String,
+}
+
+impl AppContext {
+    pub fn cookies_secure(&self) -> bool {
+        self.config
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// What every handler receives; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<AppContext>);
+
+impl Deref for AppState {
+    type Target = AppContext;
+    fn deref(&self) -> &AppContext {
+        &self.0
+    }
+}
+
+/// Opens the database named by the configuration and applies migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if config.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
+    }
+    let store = Store::connect(&config.database_url).await.with_context(|| {
+        format!("cannot open database {}", crate::config::redact_url(&config.database_url))
+    })?;
+    store.migrate().await.context("cannot apply database migrations")?;
+    Ok(store)
+}
+
+/// On an empty installation, creates the first admin and returns its one-time password.
+pub async fn ensure_first_admin(store: &Store, email: &str) -> anyhow::Result<Option<String>> {
+    if store.user_count().await? > 0 {
+        return Ok(None);
+    }
+    let password = passwords::random_token()[..16].to_owned();
+    let hash = passwords::hash_password_async(password.clone()).await?;
+    store
+        .create_user(NewUser {
+            email,
+            name: "Administrador",
+            role: Role::Admin,
+            password_hash: &hash,
+            must_change_password: true,
+        })
+        .await?;
+    Ok(Some(password))
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+    first_admin_password: Option<String>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let store = open_store(&config).await?;
+        let secrets = SecretBox::load_or_create(config.secret_key.as_deref(), &config.data_dir)?;
+        let first_admin_password = ensure_first_admin(&store, &config.admin_email).await?;
+        let channels = ChannelRegistry::new(store.clone(), secrets);
+        channels.reload().await?;
+
+        let shutdown = CancellationToken::new();
+        let inbox_wake = Arc::new(Notify::new());
+        let writers = match store.backend() {
+            store::Backend::Sqlite => 1,
+            store::Backend::Postgres => 4,
+        };
+        let inbox = InboxWriter::start(store.clone(), writers, inbox_wake.clone(), shutdown.clone());
+        let live = Live::default();
+        let instance_id = passwords::random_token();
+
+        let processor = InboxProcessor {
+            store: store.clone(),
+            channels: channels.clone(),
+            protocol: config.protocol.clone(),
+            live: live.clone(),
+            wake: inbox_wake.clone(),
+            instance_id: instance_id.clone(),
+        };
+        tokio::spawn(processor.run(shutdown.clone()));
+        tokio::spawn(refresh_channels(channels.clone(), shutdown.clone()));
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let state = AppState(Arc::new(AppContext {
+            config,
+            store,
+            channels,
+            inbox,
+            inbox_wake,
+            live,
+            login_throttle: LoginThrottle::default(),
+            instance_id,
+        }));
+        Ok(Application { listener, state, shutdown, first_admin_password })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// The password of the admin created on this first start, if any (print it once).
+    pub fn first_admin_password(&self) -> Option<&str> {
+        self.first_admin_password.as_deref()
+    }
+
+    /// Cancel it to stop the server and its workers gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let app = router(self.state.clone());
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+        self.state.store.close().await;
+        Ok(())
+    }
+}
+
+async fn refresh_channels(channels: ChannelRegistry, shutdown: CancellationToken) {
+    // Another instance may have changed a channel; this instance's cache catches up within seconds.
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        if let Err(e) = channels.reload().await {
+            tracing::warn!(error = %e, "cannot refresh channels");
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let webhook_limit = state.config.webhook_max_body;
+    let webhooks = Router::new()
+        .route("/webhooks/whatsapp", get(webhook::verify).post(webhook::receive))
+        .layer(DefaultBodyLimit::max(webhook_limit));
+    let api = Router::new()
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/me", get(auth::me))
+        .route("/conversations", get(api::list_conversations))
+        .route("/conversations/{id}", get(api::get_conversation))
+        .route("/conversations/{id}/messages", get(api::list_messages))
+        .route("/channels", get(api::list_channels).post(api::create_channel))
+        .route("/channels/{id}", patch(api::update_channel))
+        .route("/channels/{id}/disable", post(api::disable_channel))
+        .route("/admin/dead-letters", get(api::dead_letters))
+        .route("/admin/dead-letters/replay", post(api::replay_dead_letters))
+        .route("/tokens", post(api::create_token));
+    Router::new()
+        .merge(webhooks)
+        .nest("/api", api)
+        .route("/health", get(health))
+        // The load generator's reference: the same server and connection handling, no work.
+        .route("/noop", post(noop))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn noop(_body: axum::body::Bytes) -> &'static str {
+    "OK"
+}

@@ -1,0 +1,320 @@
+//! Command line, environment and TOML configuration. Precedence: flags, then `ATENDE_*`
+//! environment variables (clap reads both), then the optional TOML file, then defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+#[derive(Debug, Parser)]
+#[command(name = "atende", version, about = "Atende: a self-hosted WhatsApp contact center")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options every subcommand understands.
+#[derive(Debug, Args, Default, Clone)]
+pub struct GlobalArgs {
+    /// TOML file with any of the options below (keys in snake_case, e.g. `listen = "0.0.0.0:8080"`).
+    #[arg(long, global = true, env = "ATENDE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Folder for the SQLite database, media and the secret key. [default: ./data]
+    #[arg(long, global = true, env = "ATENDE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: postgres://user@host/db for PostgreSQL. [default: sqlite://<data-dir>/atende.db]
+    #[arg(long, global = true, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Base64 of 32 random bytes used to encrypt channel credentials at rest. Instances sharing one
+    /// PostgreSQL must share it. [default: generated into <data-dir>/secret.key on first run]
+    #[arg(long, global = true, env = "ATENDE_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Log filter, tracing-subscriber syntax. [default: info]
+    #[arg(long, global = true, env = "ATENDE_LOG")]
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default when no subcommand is given).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens for integrations.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage WhatsApp channels (business phone numbers).
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+    /// Inspect and replay the webhook inbox.
+    #[command(subcommand)]
+    Inbox(InboxCommand),
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on. [default: 127.0.0.1:8080]
+    #[arg(long, env = "ATENDE_LISTEN")]
+    pub listen: Option<String>,
+    /// Public base URL (e.g. https://atende.example.com), used to show the webhook URL and to mark
+    /// cookies Secure.
+    #[arg(long, env = "ATENDE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Largest webhook body accepted, in bytes; larger ones get 413. [default: 1048576]
+    #[arg(long, env = "ATENDE_WEBHOOK_MAX_BODY")]
+    pub webhook_max_body: Option<usize>,
+    /// Prefix of protocol numbers (letters, digits, '-'). [default: none]
+    #[arg(long, env = "ATENDE_PROTOCOL_PREFIX")]
+    pub protocol_prefix: Option<String>,
+    /// Time zone of the protocol number's date. [default: America/Sao_Paulo]
+    #[arg(long, env = "ATENDE_TIME_ZONE")]
+    pub time_zone: Option<String>,
+    /// E-mail of the admin account created on first start. [default: admin@atende.local]
+    #[arg(long, env = "ATENDE_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = ["admin", "supervisor", "agent"])]
+        role: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token and print it once.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Add a channel. Secrets not given as flags are read from standard input, one per line, in the
+    /// order: access token, app secret, verify token.
+    Add(ChannelAddArgs),
+    /// List channels (secrets are never printed).
+    List,
+    /// Disable a channel by id or phone number id.
+    Disable {
+        /// channel id or phone number id
+        channel: String,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ChannelAddArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub phone_number_id: String,
+    #[arg(long)]
+    pub waba_id: String,
+    #[arg(long)]
+    pub display_phone_number: Option<String>,
+    #[arg(long, hide_env_values = true)]
+    pub access_token: Option<String>,
+    #[arg(long, hide_env_values = true)]
+    pub app_secret: Option<String>,
+    #[arg(long, hide_env_values = true)]
+    pub verify_token: Option<String>,
+    /// Graph API base URL. [default: https://graph.facebook.com/v23.0]
+    #[arg(long)]
+    pub graph_base_url: Option<String>,
+    /// Outbound messages per second allowed by Meta for this number (1..=1000).
+    #[arg(long, default_value_t = 80)]
+    pub rate_limit: i64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InboxCommand {
+    /// List webhook bodies that could not be processed, with the reason.
+    DeadLetters {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Put dead letters back in the queue (all of them, or the given ids).
+    Replay { ids: Vec<i64> },
+}
+
+/// The TOML file: the same options, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    secret_key: Option<String>,
+    log: Option<String>,
+    listen: Option<String>,
+    public_url: Option<String>,
+    webhook_max_body: Option<usize>,
+    protocol_prefix: Option<String>,
+    time_zone: Option<String>,
+    admin_email: Option<String>,
+}
+
+/// Everything the program needs, resolved.
+#[derive(Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub secret_key: Option<String>,
+    pub log: String,
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+    pub webhook_max_body: usize,
+    pub protocol: domain::protocol::ProtocolConfig,
+    pub admin_email: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "<redacted>"))
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("webhook_max_body", &self.webhook_max_body)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hides the password of a database URL before it is printed.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Config {
+    pub fn resolve(global: &GlobalArgs, serve: &ServeArgs) -> anyhow::Result<Config> {
+        let file = match &global.config {
+            Some(path) => read_file_config(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = global
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let database_url = global
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("atende.db").display()));
+        let listen_text = serve
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen = listen_text
+            .parse()
+            .with_context(|| format!("invalid listen address {listen_text:?}"))?;
+        let protocol = domain::protocol::ProtocolConfig {
+            prefix: serve.protocol_prefix.clone().or(file.protocol_prefix).unwrap_or_default(),
+            time_zone: serve
+                .time_zone
+                .clone()
+                .or(file.time_zone)
+                .unwrap_or_else(|| "America/Sao_Paulo".to_owned()),
+            ..Default::default()
+        };
+        if let Err(e) = domain::protocol::validate_config(&protocol) {
+            bail!("invalid protocol settings: {e}");
+        }
+        Ok(Config {
+            data_dir,
+            database_url,
+            secret_key: global.secret_key.clone().or(file.secret_key),
+            log: global.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
+            listen,
+            public_url: serve.public_url.clone().or(file.public_url),
+            webhook_max_body: serve.webhook_max_body.or(file.webhook_max_body).unwrap_or(1 << 20),
+            protocol,
+            admin_email: serve
+                .admin_email
+                .clone()
+                .or(file.admin_email)
+                .unwrap_or_else(|| "admin@atende.local".to_owned()),
+        })
+    }
+
+    /// A configuration for tests and benchmarks: given database, random port, temporary data dir.
+    pub fn for_tests(data_dir: &Path, database_url: &str) -> Config {
+        Config {
+            data_dir: data_dir.to_owned(),
+            database_url: database_url.to_owned(),
+            secret_key: None,
+            log: "warn".to_owned(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_url: None,
+            webhook_max_body: 1 << 20,
+            protocol: domain::protocol::ProtocolConfig::default(),
+            admin_email: "admin@atende.local".to_owned(),
+        }
+    }
+}
+
+fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_database_password() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://data/a.db"), "sqlite://data/a.db");
+    }
+
+    #[test]
+    fn flags_win_over_file_and_file_over_defaults() {
+        let dir = std::env::temp_dir().join(format!("atende-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("atende.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9999\"\nprotocol_prefix = \"AT\"\n").unwrap();
+        let global = GlobalArgs { config: Some(file.clone()), ..Default::default() };
+        let from_file = Config::resolve(&global, &ServeArgs::default()).unwrap();
+        assert_eq!(from_file.listen.port(), 9999);
+        assert_eq!(from_file.protocol.prefix, "AT");
+        let flags = ServeArgs { listen: Some("127.0.0.1:7777".into()), ..Default::default() };
+        assert_eq!(Config::resolve(&global, &flags).unwrap().listen.port(), 7777);
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        assert!(Config::resolve(&global, &ServeArgs::default()).is_err(), "typos are refused");
+    }
+}

@@ -1,0 +1,249 @@
+//! The webhook inbox: the group-commit writer that makes a webhook durable before it is answered,
+//! and the processor that turns stored webhooks into contacts, conversations and messages.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use store::Store;
+use store::conversations::{InboundItem, InboundMessageRecord, StatusRecord};
+use store::inbox::{Appended, InboxAppend, InboxRow};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use whatsapp::webhook::{self, MessagesValue, StatusKind};
+
+use crate::channels::ChannelRegistry;
+use crate::live::{Live, Notice};
+
+/// Most bodies one transaction takes: enough to amortise a commit, small enough to keep latency flat.
+const MAX_GROUP: usize = 256;
+
+struct PendingAppend {
+    item: InboxAppend,
+    done: oneshot::Sender<Result<Appended, String>>,
+}
+
+/// Appends webhook bodies durably. Concurrent callers are grouped into one transaction by a few
+/// writer tasks, so the cost of a commit (an fsync) is shared by everyone waiting for it.
+#[derive(Clone)]
+pub struct InboxWriter {
+    tx: mpsc::Sender<PendingAppend>,
+}
+
+impl InboxWriter {
+    /// `writers` tasks commit in parallel (1 for SQLite, which has a single writer anyway).
+    pub fn start(store: Store, writers: usize, wake: Arc<Notify>, shutdown: CancellationToken) -> InboxWriter {
+        let (tx, rx) = mpsc::channel::<PendingAppend>(MAX_GROUP * 16);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(write_loop(store.clone(), rx.clone(), wake.clone(), shutdown.clone()));
+        }
+        InboxWriter { tx }
+    }
+
+    /// Returns once the body is committed (or was already stored).
+    pub async fn append(&self, body: Vec<u8>, dead_reason: Option<String>) -> Result<Appended, String> {
+        let sha256_hex = hex::encode(Sha256::digest(&body));
+        let (done, wait) = oneshot::channel();
+        let item = InboxAppend { body, sha256_hex, dead_reason };
+        self.tx
+            .send(PendingAppend { item, done })
+            .await
+            .map_err(|_| "the inbox writer has stopped".to_owned())?;
+        wait.await.map_err(|_| "the inbox writer has stopped".to_owned())?
+    }
+}
+
+async fn write_loop(
+    store: Store,
+    rx: Arc<Mutex<mpsc::Receiver<PendingAppend>>>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let batch = {
+            let mut rx = rx.lock().await;
+            let first = tokio::select! {
+                first = rx.recv() => first,
+                _ = shutdown.cancelled() => None,
+            };
+            let Some(first) = first else { return };
+            let mut batch = vec![first];
+            while batch.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let items: Vec<InboxAppend> = batch.iter().map(|p| p.item.clone()).collect();
+        match store.append_inbox(&items).await {
+            Ok(outcomes) => {
+                for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = pending.done.send(Ok(outcome));
+                }
+                wake.notify_one();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, count = items.len(), "cannot store webhooks");
+                for pending in batch {
+                    let _ = pending.done.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// Drains the inbox in arrival order. Only one instance processes at a time (a lease in the
+/// database), which keeps per-contact order without cross-instance coordination of every row.
+pub struct InboxProcessor {
+    pub store: Store,
+    pub channels: ChannelRegistry,
+    pub protocol: domain::protocol::ProtocolConfig,
+    pub live: Live,
+    pub wake: Arc<Notify>,
+    pub instance_id: String,
+}
+
+impl InboxProcessor {
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            match self.drain().await {
+                Ok(()) => {}
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "inbox processing failed; will retry"),
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                // other instances append too; poll so their webhooks are not left waiting
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn drain(&self) -> anyhow::Result<()> {
+        loop {
+            if !self.store.try_lease("inbox", &self.instance_id, 15_000).await? {
+                return Ok(());
+            }
+            let rows = self.store.pending_inbox(100).await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            for row in rows {
+                self.process(row).await?;
+            }
+        }
+    }
+
+    async fn process(&self, row: InboxRow) -> anyhow::Result<()> {
+        let items = match self.understand(&row.body) {
+            Ok(items) => items,
+            Err(reason) => {
+                tracing::warn!(inbox_id = row.id, %reason, "webhook kept as dead letter");
+                self.store.mark_inbox_dead(row.id, &reason).await?;
+                self.live.publish(Notice::InboxProcessed { inbox_id: row.id });
+                return Ok(());
+            }
+        };
+        let report = self.store.apply_inbound(row.id, &items, &self.protocol).await?;
+        for conversation_id in &report.opened_conversations {
+            self.live.publish(Notice::ConversationOpened { conversation_id: *conversation_id });
+        }
+        for (conversation_id, message_id) in &report.new_messages {
+            self.live.publish(Notice::MessageCreated {
+                conversation_id: *conversation_id,
+                message_id: *message_id,
+            });
+        }
+        for (conversation_id, message_id, status) in &report.status_changes {
+            self.live.publish(Notice::MessageStatus {
+                conversation_id: *conversation_id,
+                message_id: *message_id,
+                status: status.as_str().to_owned(),
+            });
+        }
+        self.live.publish(Notice::InboxProcessed { inbox_id: row.id });
+        Ok(())
+    }
+
+    /// Parses a stored body into store items; `Err(reason)` makes it a dead letter.
+    fn understand(&self, body: &[u8]) -> Result<Vec<InboundItem>, String> {
+        let envelope = webhook::parse_envelope(body).map_err(|e| e.to_string())?;
+        let mut items = Vec::new();
+        for entry in &envelope.entry {
+            for change in &entry.changes {
+                let Some(value) = change.messages() else {
+                    // Other fields (template status, quality...) are kept verbatim in the inbox;
+                    // their handlers come with the features that need them.
+                    tracing::debug!(field = %change.field, "webhook field stored without processing");
+                    continue;
+                };
+                let value = value.map_err(|e| format!("invalid messages value: {e}"))?;
+                let channel = self
+                    .channels
+                    .by_phone_number_id(&value.metadata.phone_number_id)
+                    .ok_or_else(|| {
+                        format!("no channel for phone number id {}", value.metadata.phone_number_id)
+                    })?;
+                for error in &value.errors {
+                    tracing::warn!(channel_id = channel.id, code = error.code, title = ?error.title, "WhatsApp reported an error");
+                }
+                collect_items(channel.id, &value, &mut items);
+            }
+        }
+        Ok(items)
+    }
+}
+
+fn collect_items(channel_id: i64, value: &MessagesValue, items: &mut Vec<InboundItem>) {
+    for message in &value.messages {
+        let profile_name = value
+            .contacts
+            .iter()
+            .find(|c| c.wa_id.as_deref() == Some(message.from.as_str()))
+            .or(value.contacts.first())
+            .and_then(|c| c.profile.as_ref())
+            .and_then(|p| p.name.clone());
+        items.push(InboundItem::Message(InboundMessageRecord {
+            channel_id,
+            wa_id: message.from.clone(),
+            profile_name,
+            wamid: message.id.clone(),
+            kind: message.content.kind().to_owned(),
+            body: message.content.preview_text(),
+            content_json: message.raw.to_string(),
+            reply_to_wamid: message.context.as_ref().and_then(|c| c.id.clone()),
+            wa_timestamp_ms: message.timestamp_secs().map(|s| s.saturating_mul(1000)),
+        }));
+    }
+    for status in &value.statuses {
+        let Some(kind) = delivery_status(&status.status) else {
+            tracing::debug!(status = status.status.as_str(), "status kind without a delivery meaning");
+            continue;
+        };
+        let error = status.errors.first();
+        items.push(InboundItem::Status(StatusRecord {
+            channel_id,
+            wamid: status.id.clone(),
+            status: kind,
+            wa_timestamp_ms: status.timestamp_secs().map(|s| s.saturating_mul(1000)),
+            recipient_id: status.recipient_id.clone(),
+            error_code: error.map(|e| e.code),
+            error_title: error.and_then(|e| e.title.clone()),
+            error_detail: error.and_then(|e| e.details.clone().or(e.message.clone())),
+        }));
+    }
+}
+
+fn delivery_status(kind: &StatusKind) -> Option<domain::status::DeliveryStatus> {
+    use domain::status::DeliveryStatus;
+    match kind {
+        StatusKind::Sent => Some(DeliveryStatus::Sent),
+        StatusKind::Delivered => Some(DeliveryStatus::Delivered),
+        StatusKind::Read => Some(DeliveryStatus::Read),
+        StatusKind::Failed => Some(DeliveryStatus::Failed),
+        StatusKind::Deleted | StatusKind::Other(_) => None,
+    }
+}

@@ -1,0 +1,16 @@
+//! The `atende` server: the WhatsApp webhook and inbox processor, the JSON API, authentication,
+//! background workers and the operator CLI. It wires `store` (persistence), `domain` (rules) and
+//! `whatsapp` (Meta's wire format and Graph client) together; HTTP lives here and nowhere else.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod channels;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod inbox;
+pub mod live;
+pub mod passwords;
+pub mod secrets;
+pub mod webhook;

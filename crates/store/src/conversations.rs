@@ -1,0 +1,376 @@
+//! Contacts, conversations and messages, and the transaction that turns one stored webhook into
+//! them ([`Store::apply_inbound`]).
+
+use domain::protocol::{self, ProtocolConfig};
+use domain::status::DeliveryStatus;
+use serde::Serialize;
+
+use crate::{Result, Store, StoreError, now_ms, on_read, on_write};
+
+/// A customer message as the processor understood it.
+#[derive(Debug, Clone)]
+pub struct InboundMessageRecord {
+    pub channel_id: i64,
+    pub wa_id: String,
+    pub profile_name: Option<String>,
+    pub wamid: String,
+    pub kind: String,
+    /// Text shown in lists and bubbles (body, caption, title...).
+    pub body: Option<String>,
+    /// The full message JSON as Meta sent it.
+    pub content_json: String,
+    pub reply_to_wamid: Option<String>,
+    pub wa_timestamp_ms: Option<i64>,
+}
+
+/// A delivery status webhook for a message we sent.
+#[derive(Debug, Clone)]
+pub struct StatusRecord {
+    pub channel_id: i64,
+    pub wamid: String,
+    pub status: DeliveryStatus,
+    pub wa_timestamp_ms: Option<i64>,
+    pub recipient_id: Option<String>,
+    pub error_code: Option<i64>,
+    pub error_title: Option<String>,
+    pub error_detail: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum InboundItem {
+    Message(InboundMessageRecord),
+    Status(StatusRecord),
+}
+
+/// What one applied webhook changed, so the caller can notify whoever is watching.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyReport {
+    pub opened_conversations: Vec<i64>,
+    /// (conversation id, message id)
+    pub new_messages: Vec<(i64, i64)>,
+    /// (conversation id, message id, new status)
+    pub status_changes: Vec<(i64, i64, DeliveryStatus)>,
+    pub duplicates: usize,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ConversationSummary {
+    pub id: i64,
+    pub channel_id: i64,
+    pub contact_id: i64,
+    pub protocol: String,
+    pub state: String,
+    pub queue_id: Option<i64>,
+    pub agent_id: Option<i64>,
+    pub opened_at: i64,
+    pub closed_at: Option<i64>,
+    pub last_message_at: i64,
+    pub last_inbound_at: Option<i64>,
+    pub unread_count: i64,
+    pub contact_wa_id: String,
+    pub contact_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct MessageRecord {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub channel_id: i64,
+    pub direction: String,
+    pub author: String,
+    pub author_user_id: Option<i64>,
+    pub wamid: Option<String>,
+    pub kind: String,
+    pub body: Option<String>,
+    #[serde(skip)]
+    pub content: String,
+    pub reply_to_wamid: Option<String>,
+    pub status: String,
+    pub error_code: Option<i64>,
+    pub error_title: Option<String>,
+    pub error_detail: Option<String>,
+    pub media_id: Option<i64>,
+    pub wa_timestamp: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const CONVERSATION_SELECT: &str = "SELECT c.id, c.channel_id, c.contact_id, c.protocol, c.state,
+    c.queue_id, c.agent_id, c.opened_at, c.closed_at, c.last_message_at, c.last_inbound_at,
+    c.unread_count, ct.wa_id AS contact_wa_id, COALESCE(ct.name, ct.profile_name) AS contact_name
+    FROM conversations c JOIN contacts ct ON ct.id = c.contact_id";
+
+pub(crate) const MESSAGE_COLUMNS: &str = "id, conversation_id, channel_id, direction, author,
+    author_user_id, wamid, kind, body, content, reply_to_wamid, status, error_code, error_title,
+    error_detail, media_id, wa_timestamp, created_at, updated_at";
+
+/// The state a conversation starts in until the bot and the desk take it over.
+pub const INITIAL_STATE: &str = "queued";
+
+impl Store {
+    /// Applies one stored webhook in a single transaction and marks its inbox row done. Idempotent:
+    /// messages are deduplicated by (channel, wamid) and statuses by (channel, wamid, status), and a
+    /// message's status only ever moves forward, so replays and out-of-order deliveries converge.
+    pub async fn apply_inbound(
+        &self,
+        inbox_id: i64,
+        items: &[InboundItem],
+        protocol_cfg: &ProtocolConfig,
+    ) -> Result<ApplyReport> {
+        let now = now_ms();
+        let mut report = ApplyReport::default();
+        on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for item in items {
+                match item {
+                    InboundItem::Message(m) => {
+                        let known: Option<i64> = sqlx::query_scalar(
+                            "SELECT id FROM messages WHERE channel_id = $1 AND wamid = $2",
+                        )
+                        .bind(m.channel_id)
+                        .bind(&m.wamid)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        if known.is_some() {
+                            report.duplicates += 1;
+                            continue;
+                        }
+                        let sent_at = m.wa_timestamp_ms.unwrap_or(now);
+                        let contact_id: i64 = sqlx::query_scalar(
+                            "INSERT INTO contacts (channel_id, wa_id, profile_name, last_inbound_at, created_at, updated_at)
+                             VALUES ($1, $2, $3, $4, $5, $5)
+                             ON CONFLICT (channel_id, wa_id) DO UPDATE SET
+                                profile_name = COALESCE(excluded.profile_name, contacts.profile_name),
+                                last_inbound_at = CASE
+                                    WHEN contacts.last_inbound_at IS NULL OR contacts.last_inbound_at < excluded.last_inbound_at
+                                    THEN excluded.last_inbound_at ELSE contacts.last_inbound_at END,
+                                updated_at = excluded.updated_at
+                             RETURNING id",
+                        )
+                        .bind(m.channel_id)
+                        .bind(&m.wa_id)
+                        .bind(&m.profile_name)
+                        .bind(sent_at)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        let open: Option<i64> = sqlx::query_scalar(
+                            "SELECT id FROM conversations WHERE contact_id = $1 AND closed_at IS NULL",
+                        )
+                        .bind(contact_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let conversation_id = match open {
+                            Some(id) => id,
+                            None => {
+                                let day = protocol::day_key(protocol_cfg, now)
+                                    .map_err(|e| StoreError::Conflict(e.to_string()))?;
+                                let seq: i64 = sqlx::query_scalar(
+                                    "INSERT INTO protocol_counters (day_key, last_seq) VALUES ($1, 1)
+                                     ON CONFLICT (day_key) DO UPDATE SET last_seq = protocol_counters.last_seq + 1
+                                     RETURNING last_seq",
+                                )
+                                .bind(&day)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                                let number = protocol::format_protocol(protocol_cfg, &day, seq);
+                                let id: i64 = sqlx::query_scalar(
+                                    "INSERT INTO conversations (channel_id, contact_id, protocol, state, opened_at, last_message_at)
+                                     VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+                                )
+                                .bind(m.channel_id)
+                                .bind(contact_id)
+                                .bind(&number)
+                                .bind(INITIAL_STATE)
+                                .bind(now)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                                sqlx::query("INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, 'conversation.opened', $2, $3)")
+                                    .bind(now)
+                                    .bind(id)
+                                    .bind(format!("{{\"protocol\":\"{number}\"}}"))
+                                    .execute(&mut *tx)
+                                    .await?;
+                                report.opened_conversations.push(id);
+                                id
+                            }
+                        };
+                        let message_id: i64 = sqlx::query_scalar(
+                            "INSERT INTO messages (conversation_id, channel_id, direction, author, wamid, kind, body,
+                                content, reply_to_wamid, status, wa_timestamp, created_at, updated_at)
+                             VALUES ($1, $2, 'in', 'customer', $3, $4, $5, $6, $7, 'received', $8, $9, $9)
+                             RETURNING id",
+                        )
+                        .bind(conversation_id)
+                        .bind(m.channel_id)
+                        .bind(&m.wamid)
+                        .bind(&m.kind)
+                        .bind(&m.body)
+                        .bind(&m.content_json)
+                        .bind(&m.reply_to_wamid)
+                        .bind(m.wa_timestamp_ms)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        sqlx::query(
+                            "UPDATE conversations SET last_message_at = $2, unread_count = unread_count + 1,
+                                last_inbound_at = CASE
+                                    WHEN last_inbound_at IS NULL OR last_inbound_at < $3 THEN $3
+                                    ELSE last_inbound_at END
+                             WHERE id = $1",
+                        )
+                        .bind(conversation_id)
+                        .bind(now)
+                        .bind(sent_at)
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query("INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, 'message.created', $2, $3)")
+                            .bind(now)
+                            .bind(conversation_id)
+                            .bind(format!("{{\"message_id\":{message_id}}}"))
+                            .execute(&mut *tx)
+                            .await?;
+                        report.new_messages.push((conversation_id, message_id));
+                    }
+                    InboundItem::Status(s) => {
+                        let inserted = sqlx::query(
+                            "INSERT INTO wa_statuses (channel_id, wamid, status, wa_timestamp, recipient_id,
+                                error_code, error_title, error_detail, received_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                             ON CONFLICT (channel_id, wamid, status) DO NOTHING",
+                        )
+                        .bind(s.channel_id)
+                        .bind(&s.wamid)
+                        .bind(s.status.as_str())
+                        .bind(s.wa_timestamp_ms)
+                        .bind(&s.recipient_id)
+                        .bind(s.error_code)
+                        .bind(&s.error_title)
+                        .bind(&s.error_detail)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if inserted == 0 {
+                            report.duplicates += 1;
+                            continue;
+                        }
+                        let current: Option<(i64, i64, String)> = sqlx::query_as(
+                            "SELECT id, conversation_id, status FROM messages
+                             WHERE channel_id = $1 AND wamid = $2 AND direction = 'out'",
+                        )
+                        .bind(s.channel_id)
+                        .bind(&s.wamid)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        // A status for a message we do not know (yet) stays in wa_statuses; the
+                        // sender applies it when it records the wamid.
+                        let Some((message_id, conversation_id, current)) = current else { continue };
+                        let from = DeliveryStatus::parse(&current).unwrap_or(DeliveryStatus::Queued);
+                        let next = from.advance(s.status);
+                        if next == from {
+                            continue;
+                        }
+                        let failed = next == DeliveryStatus::Failed;
+                        sqlx::query(
+                            "UPDATE messages SET status = $2, updated_at = $3,
+                                error_code = CASE WHEN $4 THEN $5 ELSE error_code END,
+                                error_title = CASE WHEN $4 THEN $6 ELSE error_title END,
+                                error_detail = CASE WHEN $4 THEN $7 ELSE error_detail END
+                             WHERE id = $1",
+                        )
+                        .bind(message_id)
+                        .bind(next.as_str())
+                        .bind(now)
+                        .bind(failed)
+                        .bind(s.error_code)
+                        .bind(&s.error_title)
+                        .bind(&s.error_detail)
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query("INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, 'message.status', $2, $3)")
+                            .bind(now)
+                            .bind(conversation_id)
+                            .bind(format!("{{\"message_id\":{message_id},\"status\":\"{}\"}}", next.as_str()))
+                            .execute(&mut *tx)
+                            .await?;
+                        report.status_changes.push((conversation_id, message_id, next));
+                    }
+                }
+            }
+            sqlx::query("UPDATE inbox SET state = 'done', attempts = attempts + 1, processed_at = $2 WHERE id = $1")
+                .bind(inbox_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(report)
+    }
+
+    /// Conversations, most recent first, optionally only open ones.
+    pub async fn conversations(&self, open_only: bool, limit: i64) -> Result<Vec<ConversationSummary>> {
+        let sql = format!(
+            "{CONVERSATION_SELECT} WHERE ($1 = FALSE OR c.closed_at IS NULL)
+             ORDER BY c.last_message_at DESC, c.id DESC LIMIT $2"
+        );
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(open_only)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    pub async fn conversation(&self, id: i64) -> Result<Option<ConversationSummary>> {
+        let sql = format!("{CONVERSATION_SELECT} WHERE c.id = $1");
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// A page of a conversation's messages in chronological order: those with id < `before` (or
+    /// the newest when `before` is None), at most `limit`.
+    pub async fn messages(
+        &self,
+        conversation_id: i64,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<MessageRecord>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE conversation_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+        );
+        let mut rows: Vec<MessageRecord> = on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(conversation_id)
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.reverse();
+        Ok(rows)
+    }
+
+    pub async fn message(&self, id: i64) -> Result<Option<MessageRecord>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
+        }))
+    }
+
+    /// How many messages carry this wamid on this channel (tests prove "stored once" with it).
+    pub async fn count_messages_with_wamid(&self, wamid: &str) -> Result<i64> {
+        Ok(on_read!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE wamid = $1")
+                .bind(wamid)
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+}
