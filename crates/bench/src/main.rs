@@ -1,1 +1,68 @@
-fn main() {}
+//! Atende's load scenarios. Each scenario starts the server in-process on a throwaway database,
+//! drives load against it over real HTTP and prints ONE JSON object on stdout; progress goes to
+//! stderr. Run with `cargo run --release -p bench -- <scenario> [options]`.
+//!
+//! Layout: one module per scenario (`ingest`, later `outbound`, `desk`, `bot`), sharing
+//! `harness` (server + database lifecycle), `load` (the closed-loop HTTP load generator) and
+//! `report` (percentiles, machine description, JSON shapes).
+
+mod harness;
+mod ingest;
+mod load;
+mod report;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench",
+    about = "Atende load scenarios; each prints one JSON object on stdout"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Durable webhook ingest (POST /webhooks/whatsapp) against the no-op reference (POST /noop).
+    Ingest(ingest::IngestArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // The server's own logs (warnings and errors only by default) go to stderr with ours.
+    let filter = std::env::var("ATENDE_LOG").unwrap_or_else(|_| "warn".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("server")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the tokio runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.scenario {
+            Scenario::Ingest(args) => ingest::run(args).await,
+        }
+    });
+    match result.and_then(|json| Ok(serde_json::to_string_pretty(&json)?)) {
+        Ok(text) => {
+            println!("{text}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -10,13 +10,23 @@
 /// hammering the Graph API. `jitter_unit` is clamped to `0..=1` (NaN counts
 /// as 1, the conservative end). If `min_ms > cap_ms`, `cap_ms` wins: the cap is
 /// the operator's promise about how long a message may sit between attempts.
-pub fn backoff_delay_ms(attempt: u32, base_ms: u64, cap_ms: u64, min_ms: u64, jitter_unit: f64) -> u64 {
+pub fn backoff_delay_ms(
+    attempt: u32,
+    base_ms: u64,
+    cap_ms: u64,
+    min_ms: u64,
+    jitter_unit: f64,
+) -> u64 {
     let exponent = attempt.saturating_sub(1);
     let growth = 1u64.checked_shl(exponent).unwrap_or(u64::MAX);
     let ceiling = base_ms.saturating_mul(growth).min(cap_ms);
     let floor = min_ms.min(cap_ms);
     let ceiling = ceiling.max(floor);
-    let unit = if jitter_unit.is_nan() { 1.0 } else { jitter_unit.clamp(0.0, 1.0) };
+    let unit = if jitter_unit.is_nan() {
+        1.0
+    } else {
+        jitter_unit.clamp(0.0, 1.0)
+    };
     let span = ceiling - floor;
     // `as` saturates, and the `min` absorbs float rounding at the top end.
     let jitter = ((span as f64) * unit).round() as u64;

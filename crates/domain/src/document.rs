@@ -78,9 +78,7 @@ impl DocumentError {
             DocumentError::InvalidCharacters => {
                 "CPF ou CNPJ inválido: use apenas números (o CNPJ também pode ter letras, exceto nos 2 últimos dígitos)."
             }
-            DocumentError::RepeatedDigits => {
-                "CPF ou CNPJ inválido: todos os dígitos são iguais."
-            }
+            DocumentError::RepeatedDigits => "CPF ou CNPJ inválido: todos os dígitos são iguais.",
             DocumentError::WrongCheckDigits => {
                 "CPF ou CNPJ inválido: dígitos verificadores não conferem."
             }
@@ -459,7 +457,10 @@ mod tests {
             "11.222.333/0001-81"
         );
         assert_eq!(
-            "ab.cde.fgh/ijkl-80".parse::<Document>().unwrap().normalized(),
+            "ab.cde.fgh/ijkl-80"
+                .parse::<Document>()
+                .unwrap()
+                .normalized(),
             "ABCDEFGHIJKL80"
         );
     }
@@ -540,7 +541,10 @@ mod tests {
 
     #[test]
     fn check_digit_helpers() {
-        assert_eq!(cpf_with_check_digits("529982247").as_deref(), Some("52998224725"));
+        assert_eq!(
+            cpf_with_check_digits("529982247").as_deref(),
+            Some("52998224725")
+        );
         assert_eq!(cpf_with_check_digits("52998224"), None);
         assert_eq!(cpf_with_check_digits("52998224a"), None);
         assert_eq!(
@@ -562,7 +566,10 @@ mod tests {
         let back: Document = serde_json::from_str("\"529.982.247-25\"").unwrap();
         assert_eq!(back.normalized(), "52998224725");
         assert!(serde_json::from_str::<Document>("\"529.982.247-24\"").is_err());
-        assert_eq!(serde_json::to_string(&DocumentKind::Cnpj).unwrap(), "\"cnpj\"");
+        assert_eq!(
+            serde_json::to_string(&DocumentKind::Cnpj).unwrap(),
+            "\"cnpj\""
+        );
     }
 
     /// The mod-11 scheme cannot catch every single substitution: letters whose
@@ -590,10 +597,7 @@ mod tests {
         );
         assert_eq!(mask_documents_in("cpf:52998224725"), "cpf:***.***.***-25");
         assert_eq!(mask_documents_in("CPF52998224725!"), "CPF***.***.***-25!");
-        assert_eq!(
-            mask_documents_in("11222333000181"),
-            "**.***.***/****-81"
-        );
+        assert_eq!(mask_documents_in("11222333000181"), "**.***.***/****-81");
         // Typo'd but clearly a document: still masked.
         assert_eq!(mask_documents_in("(529.982.247-24)"), "(***.***.***-24)");
         // Longer digit runs (protocols, wamids) are left alone.
@@ -604,7 +608,10 @@ mod tests {
         // Words that happen to have the right length are not CNPJs.
         assert_eq!(mask_documents_in("abcdefghijkl80x"), "abcdefghijkl80x");
         assert_eq!(mask_documents_in(""), "");
-        assert_eq!(mask_documents_in("açaí 529982247-25 ok"), "açaí ***.***.***-25 ok");
+        assert_eq!(
+            mask_documents_in("açaí 529982247-25 ok"),
+            "açaí ***.***.***-25 ok"
+        );
     }
 
     fn digit() -> impl Strategy<Value = u8> {
@@ -612,27 +619,31 @@ mod tests {
     }
 
     fn alnum() -> impl Strategy<Value = u8> {
-        prop::sample::select(
-            b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                .to_vec(),
-        )
+        prop::sample::select(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ".to_vec())
     }
 
     fn valid_cpf() -> impl Strategy<Value = String> {
-        prop::collection::vec(digit(), 9)
-            .prop_filter_map("repeated", |b| {
-                let base = String::from_utf8(b).ok()?;
-                let full = cpf_with_check_digits(&base)?;
-                Document::parse(&full).ok().map(|d| d.normalized().to_owned())
-            })
+        prop::collection::vec(digit(), 9).prop_filter_map("repeated", |b| {
+            let base = String::from_utf8(b).ok()?;
+            let full = cpf_with_check_digits(&base)?;
+            Document::parse(&full)
+                .ok()
+                .map(|d| d.normalized().to_owned())
+        })
     }
 
     fn valid_cnpj(alpha: bool) -> impl Strategy<Value = String> {
-        let ch = if alpha { alnum().boxed() } else { digit().boxed() };
+        let ch = if alpha {
+            alnum().boxed()
+        } else {
+            digit().boxed()
+        };
         prop::collection::vec(ch, 12).prop_filter_map("repeated", |b| {
             let base = String::from_utf8(b).ok()?;
             let full = cnpj_with_check_digits(&base)?;
-            Document::parse(&full).ok().map(|d| d.normalized().to_owned())
+            Document::parse(&full)
+                .ok()
+                .map(|d| d.normalized().to_owned())
         })
     }
 
@@ -683,8 +694,9 @@ mod tests {
             } else {
                 b"0123456789"
             };
-            let replacement = alphabet[pick % alphabet.len()];
-            prop_assume!(replacement != bytes[pos]);
+            // An offset from the original's index never picks the original.
+            let original = alphabet.iter().position(|&c| c == bytes[pos]).unwrap();
+            let replacement = alphabet[(original + 1 + pick % (alphabet.len() - 1)) % alphabet.len()];
             let mut mutated = bytes.to_vec();
             mutated[pos] = replacement;
             let mutated_str = String::from_utf8(mutated.clone()).unwrap();
@@ -693,16 +705,15 @@ mod tests {
                 prop_assert!(!check_digit_pos, "check digit change accepted: {} -> {}", doc, mutated_str);
                 let delta = char_value(bytes[pos]).abs_diff(char_value(replacement));
                 let collapsed = raw_remainder_dv1(bytes) < 2 && raw_remainder_dv1(&mutated) < 2;
-                prop_assert!(delta % 11 == 0 || collapsed, "{} -> {}", doc, mutated_str);
+                prop_assert!(delta.is_multiple_of(11) || collapsed, "{} -> {}", doc, mutated_str);
             }
         }
 
         #[test]
-        fn numeric_single_digit_changes_to_check_digits_always_rejected(doc in any_valid(), which in 0usize..2, d in 0u8..10) {
+        fn numeric_single_digit_changes_to_check_digits_always_rejected(doc in any_valid(), which in 0usize..2, offset in 1u8..10) {
             let mut m = doc.clone().into_bytes();
             let pos = m.len() - 2 + which;
-            prop_assume!(m[pos] != b'0' + d);
-            m[pos] = b'0' + d;
+            m[pos] = b'0' + (m[pos] - b'0' + offset) % 10;
             prop_assert_eq!(
                 Document::parse(&String::from_utf8(m).unwrap()),
                 Err(DocumentError::WrongCheckDigits)
@@ -746,7 +757,12 @@ mod tests {
             let out = mask_documents_in(&text);
             prop_assert!(!out.to_uppercase().contains(&doc), "{:?} -> {:?}", text, out);
             prop_assert!(!out.to_uppercase().contains(&d.formatted()), "{:?} -> {:?}", text, out);
-            prop_assert!(out.contains(&d.masked()));
+            // Glued to the prefix, a digits-only document may be swallowed by
+            // a longer CNPJ-shaped match (e.g. "Aa.a00000000191"): still
+            // masked, just with the other shape.
+            if has_letters || !sep_before.is_empty() || prefix.is_empty() {
+                prop_assert!(out.contains(&d.masked()), "{:?} -> {:?}", text, out);
+            }
         }
 
         #[test]

@@ -146,15 +146,21 @@ impl Step {
     /// Every step id this step may lead to.
     pub fn targets(&self) -> Vec<&str> {
         match self {
-            Step::Message { next, .. } | Step::SendMedia { next, .. } => next.iter().map(String::as_str).collect(),
-            Step::Menu { options, on_fail, .. } => options
+            Step::Message { next, .. } | Step::SendMedia { next, .. } => {
+                next.iter().map(String::as_str).collect()
+            }
+            Step::Menu {
+                options, on_fail, ..
+            } => options
                 .iter()
                 .map(|o| o.next.as_str())
                 .chain(on_fail.as_deref())
                 .collect(),
             Step::Ask { next, on_fail, .. } => vec![next.as_str(), on_fail.as_str()],
             Step::Condition {
-                then_next, else_next, ..
+                then_next,
+                else_next,
+                ..
             } => vec![then_next.as_str(), else_next.as_str()],
             Step::Handoff { .. } | Step::End { .. } => Vec::new(),
         }
@@ -163,7 +169,9 @@ impl Step {
     /// Targets reached without the customer saying anything.
     fn automatic_targets(&self) -> Vec<&str> {
         match self {
-            Step::Message { .. } | Step::SendMedia { .. } | Step::Condition { .. } => self.targets(),
+            Step::Message { .. } | Step::SendMedia { .. } | Step::Condition { .. } => {
+                self.targets()
+            }
             _ => Vec::new(),
         }
     }
@@ -193,10 +201,15 @@ pub enum Validator {
 pub enum Check {
     /// Whether the queue is within business hours now (supplied by the
     /// caller in [`FlowContext::business_hours_open`]; unknown = closed).
-    BusinessHours { queue: String },
+    BusinessHours {
+        queue: String,
+    },
     /// Case- and accent-insensitive comparison with a field of the context
     /// (or one saved earlier in the same turn).
-    FieldEquals { field: String, value: String },
+    FieldEquals {
+        field: String,
+        value: String,
+    },
     ContactKnown,
 }
 
@@ -272,8 +285,14 @@ pub enum Action {
     },
     /// Persist a validated answer; `value` is normalized (a document's
     /// normalized form, an ISO date, a phone with country code).
-    SaveField { field: String, value: String },
-    Handoff { queue: String, priority: i32 },
+    SaveField {
+        field: String,
+        value: String,
+    },
+    Handoff {
+        queue: String,
+        priority: i32,
+    },
     /// The protocol number is being informed to the customer now. The text
     /// carrying the number is the `SendText` right after it (already rendered
     /// from `{{protocolo}}`), so the server must not send another one: it only
@@ -293,7 +312,9 @@ pub fn on_input(flow: &Flow, state: &BotState, input: &BotInput, ctx: &FlowConte
     let run = Run::new(flow, ctx, state.protocol_sent);
     let (text, reply_id) = match input {
         BotInput::Text(t) => (t.as_str(), None),
-        BotInput::ButtonReply { id, title } | BotInput::ListReply { id, title } => (title.as_str(), Some(id.as_str())),
+        BotInput::ButtonReply { id, title } | BotInput::ListReply { id, title } => {
+            (title.as_str(), Some(id.as_str()))
+        }
     };
     match flow.steps.get(&state.step) {
         Some(Step::Menu { options, .. }) => {
@@ -430,7 +451,11 @@ impl<'a> Run<'a> {
 
     fn human_handoff(self) -> Outcome {
         let flow = self.flow;
-        self.handoff(&flow.human_queue, flow.human_priority, flow.human_text.as_deref())
+        self.handoff(
+            &flow.human_queue,
+            flow.human_priority,
+            flow.human_text.as_deref(),
+        )
     }
 
     fn finish(mut self) -> Outcome {
@@ -494,9 +519,17 @@ impl<'a> Run<'a> {
                     then_next,
                     else_next,
                 } => {
-                    current = if self.check(check) { then_next } else { else_next };
+                    current = if self.check(check) {
+                        then_next
+                    } else {
+                        else_next
+                    };
                 }
-                Step::Handoff { queue, priority, text } => {
+                Step::Handoff {
+                    queue,
+                    priority,
+                    text,
+                } => {
                     return self.handoff(queue, *priority, text.as_deref());
                 }
                 Step::SendMedia {
@@ -534,7 +567,12 @@ impl<'a> Run<'a> {
 
     fn check(&self, check: &Check) -> bool {
         match check {
-            Check::BusinessHours { queue } => self.ctx.business_hours_open.get(queue).copied().unwrap_or(false),
+            Check::BusinessHours { queue } => self
+                .ctx
+                .business_hours_open
+                .get(queue)
+                .copied()
+                .unwrap_or(false),
             Check::FieldEquals { field, value } => self
                 .saved
                 .get(field)
@@ -555,16 +593,24 @@ impl<'a> Run<'a> {
             return;
         };
         let body = self.render(text);
-        let action = render_menu(body, options, button_label.as_deref().map(|l| self.render(l)));
+        let action = render_menu(
+            body,
+            options,
+            button_label.as_deref().map(|l| self.render(l)),
+        );
         self.actions.push(action);
     }
 
     fn menu_invalid(mut self, step_id: &str, previous_attempts: u32) -> Outcome {
         let flow = self.flow;
         let attempts = previous_attempts.saturating_add(1);
-        let Some(step @ Step::Menu {
-            invalid_text, on_fail, ..
-        }) = flow.steps.get(step_id)
+        let Some(
+            step @ Step::Menu {
+                invalid_text,
+                on_fail,
+                ..
+            },
+        ) = flow.steps.get(step_id)
         else {
             return self.human_handoff();
         };
@@ -584,7 +630,13 @@ impl<'a> Run<'a> {
         self.wait_at(step_id, attempts)
     }
 
-    fn answer(mut self, step_id: &str, previous_attempts: u32, text: &str, ask: AskStep<'_>) -> Outcome {
+    fn answer(
+        mut self,
+        step_id: &str,
+        previous_attempts: u32,
+        text: &str,
+        ask: AskStep<'_>,
+    ) -> Outcome {
         // Free text is the customer's own words ("o atendente não resolveu"),
         // so only a message that is exactly a keyword counts there. Other
         // validators get first say, so "humano@exemplo.com" is an e-mail.
@@ -611,7 +663,9 @@ impl<'a> Run<'a> {
                     return self.run_from(ask.on_fail);
                 }
                 let message = match (ask.validator, ask.invalid_text.trim().is_empty()) {
-                    (Validator::CpfCnpj, false) => format!("{reason}\n{}", self.render(ask.invalid_text)),
+                    (Validator::CpfCnpj, false) => {
+                        format!("{reason}\n{}", self.render(ask.invalid_text))
+                    }
                     (_, false) => self.render(ask.invalid_text),
                     (_, true) => reason,
                 };
@@ -645,18 +699,30 @@ impl<'a> Run<'a> {
 pub fn render_menu(body: String, options: &[MenuOption], button_label: Option<String>) -> Action {
     let body_fits = body.chars().count() <= MAX_INTERACTIVE_BODY_CHARS && !body.trim().is_empty();
     let chars = |s: &str| s.chars().count();
-    let all_titles_fit = |max: usize| options.iter().all(|o| !o.title.trim().is_empty() && chars(&o.title) <= max);
+    let all_titles_fit = |max: usize| {
+        options
+            .iter()
+            .all(|o| !o.title.trim().is_empty() && chars(&o.title) <= max)
+    };
     if body_fits && !options.is_empty() {
         if options.len() <= MAX_BUTTONS && all_titles_fit(MAX_BUTTON_TITLE_CHARS) {
             return Action::SendButtons {
                 body,
-                buttons: options.iter().map(|o| (o.id.clone(), o.title.clone())).collect(),
+                buttons: options
+                    .iter()
+                    .map(|o| (o.id.clone(), o.title.clone()))
+                    .collect(),
             };
         }
-        let descriptions_fit = options
-            .iter()
-            .all(|o| o.description.as_deref().is_none_or(|d| chars(d) <= MAX_LIST_ROW_DESCRIPTION_CHARS));
-        if options.len() <= MAX_LIST_ROWS && all_titles_fit(MAX_LIST_ROW_TITLE_CHARS) && descriptions_fit {
+        let descriptions_fit = options.iter().all(|o| {
+            o.description
+                .as_deref()
+                .is_none_or(|d| chars(d) <= MAX_LIST_ROW_DESCRIPTION_CHARS)
+        });
+        if options.len() <= MAX_LIST_ROWS
+            && all_titles_fit(MAX_LIST_ROW_TITLE_CHARS)
+            && descriptions_fit
+        {
             let label = button_label
                 .filter(|l| !l.trim().is_empty() && chars(l) <= MAX_LIST_BUTTON_LABEL_CHARS)
                 .unwrap_or_else(|| DEFAULT_LIST_BUTTON_LABEL.to_owned());
@@ -693,8 +759,9 @@ pub fn render_menu(body: String, options: &[MenuOption], button_label: Option<St
 /// Words that carry no choice ("quero", "opção 2") and would otherwise make a
 /// typed sentence match several options.
 const FILLER_WORDS: &[&str] = &[
-    "opcao", "numero", "num", "quero", "queria", "gostaria", "preciso", "sobre", "para", "pelo", "pela", "como",
-    "minha", "meus", "minhas", "esse", "essa", "isso", "este", "esta", "isto", "favor", "obrigado", "obrigada",
+    "opcao", "numero", "num", "quero", "queria", "gostaria", "preciso", "sobre", "para", "pelo",
+    "pela", "como", "minha", "meus", "minhas", "esse", "essa", "isso", "este", "esta", "isto",
+    "favor", "obrigado", "obrigada",
 ];
 
 /// Which option a typed answer (or a reply from another message) picks:
@@ -704,7 +771,11 @@ const FILLER_WORDS: &[&str] = &[
 pub fn match_option(options: &[MenuOption], answer: &str) -> Option<usize> {
     let folded = fold_for_match(answer);
     let said: Vec<&str> = words(&folded);
-    let significant: Vec<&str> = said.iter().copied().filter(|w| !FILLER_WORDS.contains(w)).collect();
+    let significant: Vec<&str> = said
+        .iter()
+        .copied()
+        .filter(|w| !FILLER_WORDS.contains(w))
+        .collect();
     if let [n] = significant.as_slice()
         && n.bytes().all(|b| b.is_ascii_digit())
     {
@@ -720,7 +791,12 @@ pub fn match_option(options: &[MenuOption], answer: &str) -> Option<usize> {
     }
     let title_words: Vec<Vec<String>> = options
         .iter()
-        .map(|o| words(&fold_for_match(&o.title)).into_iter().map(str::to_owned).collect())
+        .map(|o| {
+            words(&fold_for_match(&o.title))
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        })
         .collect();
     if let Some(idx) = title_words.iter().position(|t| *t == said) {
         return Some(idx);
@@ -735,7 +811,11 @@ pub fn match_option(options: &[MenuOption], answer: &str) -> Option<usize> {
             significant
                 .iter()
                 .filter(|w| w.chars().count() >= 4)
-                .any(|w| title.iter().any(|t| t.chars().count() >= 4 && words_match(w, t)))
+                .any(|w| {
+                    title
+                        .iter()
+                        .any(|t| t.chars().count() >= 4 && words_match(w, t))
+                })
         })
         .map(|(i, _)| i)
         .collect();
@@ -762,12 +842,14 @@ pub fn validate_answer(validator: Validator, input: &str) -> Result<String, Stri
         Validator::CpfCnpj => Document::parse(input)
             .map(|d| d.normalized().to_owned())
             .map_err(|e| e.message_pt_br().to_owned()),
-        Validator::Email => {
-            normalize_email(input).ok_or_else(|| "E-mail inválido. Digite um endereço como nome@exemplo.com.br.".to_owned())
-        }
-        Validator::Phone => normalize_phone(input)
-            .ok_or_else(|| "Telefone inválido. Digite o número com DDD, por exemplo (11) 98765-4321.".to_owned()),
-        Validator::Date => normalize_date(input).ok_or_else(|| "Data inválida. Use o formato DD/MM/AAAA.".to_owned()),
+        Validator::Email => normalize_email(input).ok_or_else(|| {
+            "E-mail inválido. Digite um endereço como nome@exemplo.com.br.".to_owned()
+        }),
+        Validator::Phone => normalize_phone(input).ok_or_else(|| {
+            "Telefone inválido. Digite o número com DDD, por exemplo (11) 98765-4321.".to_owned()
+        }),
+        Validator::Date => normalize_date(input)
+            .ok_or_else(|| "Data inválida. Use o formato DD/MM/AAAA.".to_owned()),
         Validator::FreeText => {
             if input.is_empty() {
                 Err("Não recebi nenhum texto. Pode escrever sua mensagem?".to_owned())
@@ -782,11 +864,20 @@ pub fn validate_answer(validator: Validator, input: &str) -> Result<String, Stri
 /// RFC 5322: the goal is to catch typos, and the domain is lower-cased so the
 /// same address typed twice matches.
 fn normalize_email(input: &str) -> Option<String> {
-    if input.len() > 254 || input.chars().any(|c| c.is_whitespace() || !c.is_ascii_graphic()) {
+    if input.len() > 254
+        || input
+            .chars()
+            .any(|c| c.is_whitespace() || !c.is_ascii_graphic())
+    {
         return None;
     }
     let (local, domain) = input.split_once('@')?;
-    if local.is_empty() || local.len() > 64 || domain.contains('@') || local.starts_with('.') || local.ends_with('.') {
+    if local.is_empty()
+        || local.len() > 64
+        || domain.contains('@')
+        || local.starts_with('.')
+        || local.ends_with('.')
+    {
         return None;
     }
     let labels: Vec<&str> = domain.split('.').collect();
@@ -847,7 +938,10 @@ fn normalize_date(input: &str) -> Option<String> {
     let [a, b, c] = parts.as_slice() else {
         return None;
     };
-    if ![a, b, c].iter().all(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|x| x.is_ascii_digit())) {
+    if ![a, b, c]
+        .iter()
+        .all(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|x| x.is_ascii_digit()))
+    {
         return None;
     }
     let (y, m, d) = if a.len() == 4 && b.len() <= 2 && c.len() <= 2 {
@@ -858,7 +952,12 @@ fn normalize_date(input: &str) -> Option<String> {
         return None;
     };
     let date = jiff::civil::Date::new(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?).ok()?;
-    Some(format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day()))
+    Some(format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        date.month(),
+        date.day()
+    ))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -907,9 +1006,15 @@ impl FlowError {
             FlowError::DuplicateOptionId { step, id } => {
                 format!("O menu \"{step}\" tem mais de uma opção com o identificador \"{id}\".")
             }
-            FlowError::EmptyOptionId { step } => format!("O menu \"{step}\" tem uma opção sem identificador."),
-            FlowError::MissingHumanQueue => "Informe a fila de atendimento humano do fluxo.".to_owned(),
-            FlowError::EmptyHandoffQueue { step } => format!("A transferência \"{step}\" não tem fila."),
+            FlowError::EmptyOptionId { step } => {
+                format!("O menu \"{step}\" tem uma opção sem identificador.")
+            }
+            FlowError::MissingHumanQueue => {
+                "Informe a fila de atendimento humano do fluxo.".to_owned()
+            }
+            FlowError::EmptyHandoffQueue { step } => {
+                format!("A transferência \"{step}\" não tem fila.")
+            }
             FlowError::InvalidSaveTo { step, save_to } => format!(
                 "A etapa \"{step}\" grava em \"{save_to}\"; use contact.*, protocol.* ou custom.<chave>."
             ),
@@ -970,13 +1075,20 @@ pub fn validate_flow(flow: &Flow) -> Result<(), Vec<FlowError>> {
             .map(|steps| FlowError::AutomaticCycle { steps }),
     );
     errors.extend(first_input_errors(flow));
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 fn valid_save_to(save_to: &str) -> bool {
     ["contact.", "protocol.", "custom."].iter().any(|prefix| {
         save_to.strip_prefix(prefix).is_some_and(|key| {
-            !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+            !key.is_empty()
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
         })
     })
 }
@@ -1001,10 +1113,16 @@ fn automatic_cycles(flow: &Flow) -> Vec<Vec<String>> {
             })
             .unwrap_or_default()
     };
-    let mut color: BTreeMap<&str, Color> = flow.steps.keys().map(|k| (k.as_str(), Color::White)).collect();
+    let mut color: BTreeMap<&str, Color> = flow
+        .steps
+        .keys()
+        .map(|k| (k.as_str(), Color::White))
+        .collect();
     let mut found: BTreeSet<Vec<String>> = BTreeSet::new();
     for root in flow.steps.keys() {
-        if color.get(root.as_str()) != Some(&Color::White) || !flow.steps.get(root).is_some_and(is_automatic) {
+        if color.get(root.as_str()) != Some(&Color::White)
+            || !flow.steps.get(root).is_some_and(is_automatic)
+        {
             continue;
         }
         // Iterative DFS: path holds (node, its successors, next index).
@@ -1026,7 +1144,10 @@ fn automatic_cycles(flow: &Flow) -> Vec<Vec<String>> {
                 }
                 Color::Gray => {
                     let from = path.iter().position(|(n, _, _)| *n == child).unwrap_or(0);
-                    let mut cycle: Vec<String> = path[from..].iter().map(|(n, _, _)| (*n).to_owned()).collect();
+                    let mut cycle: Vec<String> = path[from..]
+                        .iter()
+                        .map(|(n, _, _)| (*n).to_owned())
+                        .collect();
                     let min = cycle
                         .iter()
                         .enumerate()
@@ -1044,7 +1165,10 @@ fn automatic_cycles(flow: &Flow) -> Vec<Vec<String>> {
 }
 
 fn is_automatic(step: &Step) -> bool {
-    matches!(step, Step::Message { .. } | Step::Condition { .. } | Step::SendMedia { .. })
+    matches!(
+        step,
+        Step::Message { .. } | Step::Condition { .. } | Step::SendMedia { .. }
+    )
 }
 
 /// The input steps the customer can meet first (every Condition branch
@@ -1058,14 +1182,23 @@ fn first_input_errors(flow: &Flow) -> Vec<FlowError> {
         if !seen.insert(id) {
             continue;
         }
-        let Some(step) = flow.steps.get(id) else { continue };
+        let Some(step) = flow.steps.get(id) else {
+            continue;
+        };
         match step {
             Step::Menu { options, .. } => {
-                if !options.iter().any(|o| reaches_handoff_without_ask(flow, &o.next)) {
-                    errors.push(FlowError::NoHumanFromFirstMenu { menu: id.to_owned() });
+                if !options
+                    .iter()
+                    .any(|o| reaches_handoff_without_ask(flow, &o.next))
+                {
+                    errors.push(FlowError::NoHumanFromFirstMenu {
+                        menu: id.to_owned(),
+                    });
                 }
             }
-            Step::Ask { .. } => errors.push(FlowError::DataBeforeHuman { step: id.to_owned() }),
+            Step::Ask { .. } => errors.push(FlowError::DataBeforeHuman {
+                step: id.to_owned(),
+            }),
             _ => queue.extend(step.automatic_targets()),
         }
     }
@@ -1083,7 +1216,9 @@ fn reaches_handoff_without_ask(flow: &Flow, from: &str) -> bool {
             Some(Step::Handoff { .. }) => return true,
             Some(Step::Ask { .. }) | None => {}
             // Menu on_fail is not a path a customer chooses, so only options count.
-            Some(Step::Menu { options, .. }) => queue.extend(options.iter().map(|o| o.next.as_str())),
+            Some(Step::Menu { options, .. }) => {
+                queue.extend(options.iter().map(|o| o.next.as_str()))
+            }
             Some(step) => queue.extend(step.targets()),
         }
     }
@@ -1126,17 +1261,34 @@ pub fn demo_flow() -> Flow {
             Step::Menu {
                 text: s("Como podemos ajudar? Escolha uma opção:"),
                 options: vec![
-                    option("suporte", "Suporte", "Dúvidas e problemas técnicos", "suporte_documento"),
-                    option("financeiro", "Financeiro", "Boletos, pagamentos e notas fiscais", "financeiro"),
+                    option(
+                        "suporte",
+                        "Suporte",
+                        "Dúvidas e problemas técnicos",
+                        "suporte_documento",
+                    ),
+                    option(
+                        "financeiro",
+                        "Financeiro",
+                        "Boletos, pagamentos e notas fiscais",
+                        "financeiro",
+                    ),
                     option(
                         "reclamacao",
                         "Reclamação/cancelamento",
                         "Registrar uma reclamação ou cancelar um serviço",
                         "reclamacoes",
                     ),
-                    option("atendente", "Falar com atendente", "Atendimento humano", "atendente"),
+                    option(
+                        "atendente",
+                        "Falar com atendente",
+                        "Atendimento humano",
+                        "atendente",
+                    ),
                 ],
-                invalid_text: s("Não entendi. Escolha uma das opções da lista ou digite o número (1 a 4)."),
+                invalid_text: s(
+                    "Não entendi. Escolha uma das opções da lista ou digite o número (1 a 4).",
+                ),
                 button_label: Some(s("Ver opções")),
                 send_protocol: false,
                 on_fail: None,
@@ -1157,11 +1309,17 @@ pub fn demo_flow() -> Flow {
         ),
         (
             s("suporte_fila"),
-            handoff("suporte", "Obrigado! Você será atendido pela equipe de Suporte em instantes."),
+            handoff(
+                "suporte",
+                "Obrigado! Você será atendido pela equipe de Suporte em instantes.",
+            ),
         ),
         (
             s("financeiro"),
-            handoff("financeiro", "Certo! Vou te encaminhar para a equipe do Financeiro."),
+            handoff(
+                "financeiro",
+                "Certo! Vou te encaminhar para a equipe do Financeiro.",
+            ),
         ),
         (
             s("reclamacoes"),
@@ -1172,7 +1330,10 @@ pub fn demo_flow() -> Flow {
         ),
         (
             s("atendente"),
-            handoff("atendimento", "Certo! Vou te transferir para um de nossos atendentes."),
+            handoff(
+                "atendimento",
+                "Certo! Vou te transferir para um de nossos atendentes.",
+            ),
         ),
     ]);
     Flow {

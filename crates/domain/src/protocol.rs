@@ -100,7 +100,11 @@ pub fn format_protocol(cfg: &ProtocolConfig, day_key: &str, sequence: i64) -> St
 }
 
 /// Convenience: `format_protocol(cfg, &day_key(cfg, unix_ms)?, sequence)`.
-pub fn protocol_for(cfg: &ProtocolConfig, unix_ms: i64, sequence: i64) -> Result<String, ProtocolError> {
+pub fn protocol_for(
+    cfg: &ProtocolConfig,
+    unix_ms: i64,
+    sequence: i64,
+) -> Result<String, ProtocolError> {
     Ok(format_protocol(cfg, &day_key(cfg, unix_ms)?, sequence))
 }
 
@@ -124,15 +128,27 @@ mod tests {
     #[test]
     fn early_utc_morning_is_still_the_previous_day_in_sao_paulo() {
         let cfg = ProtocolConfig::default();
-        assert_eq!(day_key(&cfg, ms("2026-11-26T02:30:00Z")).unwrap(), "20261125");
-        assert_eq!(day_key(&cfg, ms("2026-11-26T02:59:59.999Z")).unwrap(), "20261125");
+        assert_eq!(
+            day_key(&cfg, ms("2026-11-26T02:30:00Z")).unwrap(),
+            "20261125"
+        );
+        assert_eq!(
+            day_key(&cfg, ms("2026-11-26T02:59:59.999Z")).unwrap(),
+            "20261125"
+        );
         // São Paulo has had no DST since 2019, so midnight is 03:00 UTC.
-        assert_eq!(day_key(&cfg, ms("2026-11-26T03:00:00Z")).unwrap(), "20261126");
+        assert_eq!(
+            day_key(&cfg, ms("2026-11-26T03:00:00Z")).unwrap(),
+            "20261126"
+        );
         let utc = ProtocolConfig {
             time_zone: "UTC".into(),
             ..ProtocolConfig::default()
         };
-        assert_eq!(day_key(&utc, ms("2026-11-26T02:30:00Z")).unwrap(), "20261126");
+        assert_eq!(
+            day_key(&utc, ms("2026-11-26T02:30:00Z")).unwrap(),
+            "20261126"
+        );
     }
 
     #[test]
@@ -141,7 +157,10 @@ mod tests {
             time_zone: "America/Manaus".into(),
             ..ProtocolConfig::default()
         };
-        assert_eq!(day_key(&manaus, ms("2027-01-01T03:30:00Z")).unwrap(), "20261231");
+        assert_eq!(
+            day_key(&manaus, ms("2027-01-01T03:30:00Z")).unwrap(),
+            "20261231"
+        );
         assert_eq!(day_key(&ProtocolConfig::default(), 0).unwrap(), "19691231");
     }
 
@@ -162,7 +181,10 @@ mod tests {
             sequence_digits: 8,
             ..ProtocolConfig::default()
         };
-        assert_eq!(format_protocol(&dashed, "20261125", 7), "SAC-2026112500000007");
+        assert_eq!(
+            format_protocol(&dashed, "20261125", 7),
+            "SAC-2026112500000007"
+        );
         assert_eq!(
             protocol_for(&ProtocolConfig::default(), ms("2026-11-26T02:30:00Z"), 9).unwrap(),
             "20261125000009"
@@ -173,7 +195,10 @@ mod tests {
     fn overflow_uses_natural_width() {
         let cfg = ProtocolConfig::default();
         assert_eq!(format_protocol(&cfg, "20261125", 999_999), "20261125999999");
-        assert_eq!(format_protocol(&cfg, "20261125", 1_000_000), "202611251000000");
+        assert_eq!(
+            format_protocol(&cfg, "20261125", 1_000_000),
+            "202611251000000"
+        );
         assert_eq!(
             format_protocol(&cfg, "20261125", i64::MAX),
             format!("20261125{}", i64::MAX)
@@ -199,7 +224,10 @@ mod tests {
                 prefix: prefix.into(),
                 ..ProtocolConfig::default()
             };
-            assert_eq!(validate_config(&cfg), Err(ProtocolError::InvalidPrefix(prefix.into())));
+            assert_eq!(
+                validate_config(&cfg),
+                Err(ProtocolError::InvalidPrefix(prefix.into()))
+            );
         }
         for digits in [0, 19, 255] {
             let cfg = ProtocolConfig {

@@ -38,11 +38,24 @@ impl TokenBucket {
 /// are whole milliseconds, so the refill overshoots a little, and a bucket
 /// capped at 1 throws that fraction away: at 80/s with burst 1 only ~96% of
 /// the rate gets through, at 800/s ~63%.
-pub fn try_take(state: TokenBucket, now_ms: i64, rate_per_sec: f64, burst: f64) -> Result<TokenBucket, u64> {
+pub fn try_take(
+    state: TokenBucket,
+    now_ms: i64,
+    rate_per_sec: f64,
+    burst: f64,
+) -> Result<TokenBucket, u64> {
     let burst = if burst.is_nan() { 1.0 } else { burst.max(1.0) };
-    let rate = if rate_per_sec.is_nan() || rate_per_sec < 0.0 { 0.0 } else { rate_per_sec };
+    let rate = if rate_per_sec.is_nan() || rate_per_sec < 0.0 {
+        0.0
+    } else {
+        rate_per_sec
+    };
     let elapsed_ms = now_ms.saturating_sub(state.updated_ms).max(0);
-    let current = if state.tokens.is_nan() { 0.0 } else { state.tokens };
+    let current = if state.tokens.is_nan() {
+        0.0
+    } else {
+        state.tokens
+    };
     let refilled = (current + elapsed_ms as f64 * rate / 1000.0).min(burst);
     let updated_ms = state.updated_ms.max(now_ms);
     if refilled + EPSILON >= 1.0 {
@@ -87,7 +100,10 @@ mod tests {
 
     /// A sender that sleeps exactly the returned waits for `duration_ms`.
     fn drive(rate: f64, burst: f64, duration_ms: i64) -> u64 {
-        let mut b = TokenBucket { tokens: 0.0, updated_ms: 0 };
+        let mut b = TokenBucket {
+            tokens: 0.0,
+            updated_ms: 0,
+        };
         let mut sent = 0;
         let mut now = 0;
         loop {
@@ -122,29 +138,44 @@ mod tests {
 
     #[test]
     fn refill_is_capped_at_burst() {
-        let b = TokenBucket { tokens: 0.0, updated_ms: 0 };
+        let b = TokenBucket {
+            tokens: 0.0,
+            updated_ms: 0,
+        };
         let b = try_take(b, 1_000_000, 10.0, 5.0).unwrap();
         assert!((b.tokens - 4.0).abs() < 1e-9);
     }
 
     #[test]
     fn clock_going_backwards_mints_nothing() {
-        let b = TokenBucket { tokens: 0.5, updated_ms: 10_000 };
+        let b = TokenBucket {
+            tokens: 0.5,
+            updated_ms: 10_000,
+        };
         assert_eq!(try_take(b, 9_000, 1.0, 1.0), Err(1_500));
-        let b = TokenBucket { tokens: 1.5, updated_ms: 10_000 };
+        let b = TokenBucket {
+            tokens: 1.5,
+            updated_ms: 10_000,
+        };
         let nb = try_take(b, 9_000, 1.0, 2.0).unwrap();
         assert_eq!(nb.updated_ms, 10_000);
     }
 
     #[test]
     fn degenerate_parameters() {
-        let empty = TokenBucket { tokens: 0.0, updated_ms: 0 };
+        let empty = TokenBucket {
+            tokens: 0.0,
+            updated_ms: 0,
+        };
         assert_eq!(try_take(empty, 1_000, 0.0, 10.0), Err(u64::MAX));
         assert_eq!(try_take(empty, 1_000, -5.0, 10.0), Err(u64::MAX));
         assert_eq!(try_take(empty, 1_000, f64::NAN, 10.0), Err(u64::MAX));
         // burst < 1 behaves as 1.
         assert!(try_take(empty, 1_000, 1.0, 0.2).is_ok());
-        let corrupt = TokenBucket { tokens: f64::NAN, updated_ms: 0 };
+        let corrupt = TokenBucket {
+            tokens: f64::NAN,
+            updated_ms: 0,
+        };
         assert_eq!(try_take(corrupt, 0, 1.0, 1.0), Err(1_000));
     }
 

@@ -51,30 +51,52 @@ mod tests {
     fn empty_and_ineligible() {
         assert_eq!(choose_agent(&[]), None);
         assert_eq!(
-            choose_agent(&[c(1, 0, 3, false, 0), c(2, 3, 3, true, 0), c(3, 0, 0, true, 0), c(4, 5, 3, true, 0)]),
+            choose_agent(&[
+                c(1, 0, 3, false, 0),
+                c(2, 3, 3, true, 0),
+                c(3, 0, 0, true, 0),
+                c(4, 5, 3, true, 0)
+            ]),
             None
         );
     }
 
     #[test]
     fn least_loaded_first() {
-        assert_eq!(choose_agent(&[c(1, 2, 5, true, 0), c(2, 1, 5, true, 100)]), Some(2));
+        assert_eq!(
+            choose_agent(&[c(1, 2, 5, true, 0), c(2, 1, 5, true, 100)]),
+            Some(2)
+        );
     }
 
     #[test]
     fn then_longest_idle_then_lowest_id() {
-        assert_eq!(choose_agent(&[c(1, 1, 5, true, 500), c(2, 1, 5, true, 100)]), Some(2));
-        assert_eq!(choose_agent(&[c(9, 1, 5, true, 100), c(3, 1, 5, true, 100)]), Some(3));
+        assert_eq!(
+            choose_agent(&[c(1, 1, 5, true, 500), c(2, 1, 5, true, 100)]),
+            Some(2)
+        );
+        assert_eq!(
+            choose_agent(&[c(9, 1, 5, true, 100), c(3, 1, 5, true, 100)]),
+            Some(3)
+        );
     }
 
     #[test]
     fn unavailable_or_full_are_skipped_even_if_less_loaded() {
         assert_eq!(
-            choose_agent(&[c(1, 0, 5, false, 0), c(2, 1, 1, true, 0), c(3, 4, 5, true, 0)]),
+            choose_agent(&[
+                c(1, 0, 5, false, 0),
+                c(2, 1, 1, true, 0),
+                c(3, 4, 5, true, 0)
+            ]),
             Some(3)
         );
         assert_eq!(
-            rank_agents(&[c(1, 2, 5, true, 0), c(2, 0, 5, true, 9), c(3, 0, 5, true, 1)]),
+            rank_agents(&[
+                c(1, 2, 5, true, 0),
+                c(2, 0, 5, true, 9),
+                c(3, 0, 5, true, 1)
+            ]),
             vec![3, 2, 1]
         );
     }

@@ -68,7 +68,11 @@ impl DeliveryStatus {
 
     /// The status after learning `next`: the higher-ranked of the two.
     pub fn advance(self, next: DeliveryStatus) -> DeliveryStatus {
-        if next.rank() > self.rank() { next } else { self }
+        if next.rank() > self.rank() {
+            next
+        } else {
+            self
+        }
     }
 
     /// Whether `next` would change the stored status.
@@ -106,7 +110,10 @@ mod tests {
         for s in DeliveryStatus::ALL {
             assert_eq!(DeliveryStatus::parse(s.as_str()), Some(s));
             assert_eq!(s.to_string().parse::<DeliveryStatus>(), Ok(s));
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
         assert_eq!(DeliveryStatus::parse("READ"), None);
         assert_eq!(

@@ -154,16 +154,25 @@ mod tests {
     use proptest::prelude::*;
 
     fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn folds_portuguese() {
-        assert_eq!(fold_for_match("  Reclamação   e\tCANCELAMENTO \n"), "reclamacao e cancelamento");
+        assert_eq!(
+            fold_for_match("  Reclamação   e\tCANCELAMENTO \n"),
+            "reclamacao e cancelamento"
+        );
         assert_eq!(fold_for_match("ÁÉÍÓÚ ÂÊÔ ÃÕ À Ç Ü"), "aeiou aeo ao a c u");
         assert_eq!(fold_for_match("Informações"), "informacoes");
         // Decomposed: a + combining tilde, c + combining cedilla.
-        assert_eq!(fold_for_match("Informa\u{0063}\u{0327}o\u{0303}es"), "informacoes");
+        assert_eq!(
+            fold_for_match("Informa\u{0063}\u{0327}o\u{0303}es"),
+            "informacoes"
+        );
         assert_eq!(fold_for_match(""), "");
         assert_eq!(fold_for_match("   "), "");
         assert_eq!(fold_for_match("2."), "2.");
@@ -173,16 +182,32 @@ mod tests {
 
     #[test]
     fn words_split_on_punctuation() {
-        assert_eq!(words("quero falar com atendente!!"), vec!["quero", "falar", "com", "atendente"]);
-        assert_eq!(words("reclamacao/cancelamento"), vec!["reclamacao", "cancelamento"]);
+        assert_eq!(
+            words("quero falar com atendente!!"),
+            vec!["quero", "falar", "com", "atendente"]
+        );
+        assert_eq!(
+            words("reclamacao/cancelamento"),
+            vec!["reclamacao", "cancelamento"]
+        );
         assert!(words("?!").is_empty());
     }
 
     #[test]
     fn renders_variables() {
-        let v = vars(&[("nome", "Ana"), ("protocolo", "20261125000001"), ("contact.code", "x")]);
-        assert_eq!(render_template("Olá, {{nome}}! Protocolo {{ protocolo }}.", &v), "Olá, Ana! Protocolo 20261125000001.");
-        assert_eq!(render_template("{{contact.code}}{{desconhecida}}|", &v), "x|");
+        let v = vars(&[
+            ("nome", "Ana"),
+            ("protocolo", "20261125000001"),
+            ("contact.code", "x"),
+        ]);
+        assert_eq!(
+            render_template("Olá, {{nome}}! Protocolo {{ protocolo }}.", &v),
+            "Olá, Ana! Protocolo 20261125000001."
+        );
+        assert_eq!(
+            render_template("{{contact.code}}{{desconhecida}}|", &v),
+            "x|"
+        );
         assert_eq!(render_template("sem variáveis", &v), "sem variáveis");
         assert_eq!(render_template("{{nome", &v), "{{nome");
         assert_eq!(render_template("{{}}", &v), "");
@@ -200,11 +225,20 @@ mod tests {
     fn sections() {
         let t = "Olá{{#nome}}, {{nome}}{{/nome}}!{{^nome}} Como podemos chamar você?{{/nome}}";
         assert_eq!(render_template(t, &vars(&[("nome", "Ana")])), "Olá, Ana!");
-        assert_eq!(render_template(t, &vars(&[])), "Olá! Como podemos chamar você?");
-        assert_eq!(render_template(t, &vars(&[("nome", "  ")])), "Olá! Como podemos chamar você?");
+        assert_eq!(
+            render_template(t, &vars(&[])),
+            "Olá! Como podemos chamar você?"
+        );
+        assert_eq!(
+            render_template(t, &vars(&[("nome", "  ")])),
+            "Olá! Como podemos chamar você?"
+        );
         let nested = "{{#a}}[{{#a}}in{{/a}}]{{/a}}";
         assert_eq!(render_template(nested, &vars(&[("a", "1")])), "[in]");
-        assert_eq!(render_template("{{#a}}sem fim", &vars(&[("a", "1")])), "sem fim");
+        assert_eq!(
+            render_template("{{#a}}sem fim", &vars(&[("a", "1")])),
+            "sem fim"
+        );
     }
 
     proptest! {

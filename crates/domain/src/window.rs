@@ -9,15 +9,19 @@ pub const SERVICE_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum WindowState {
-    Open { closes_at_ms: i64 },
+    Open {
+        closes_at_ms: i64,
+    },
     /// `closed_at_ms: None` means the customer never wrote, so only templates
     /// can start the conversation.
-    Closed { closed_at_ms: Option<i64> },
+    Closed {
+        closed_at_ms: Option<i64>,
+    },
 }
 
-/// The window closes exactly 24 h after the last inbound message; at that
-/// instant it is already closed, because Meta's own check is not inclusive
-/// and a send racing the boundary would fail anyway.
+/// The window closes exactly 24 h after the last inbound message and counts
+/// as closed from that instant on: at the boundary, offering a template is
+/// safer than a free-form send that Meta may reject with 131047.
 pub fn window_state(last_inbound_ms: Option<i64>, now_ms: i64) -> WindowState {
     match last_inbound_ms {
         None => WindowState::Closed { closed_at_ms: None },
@@ -66,13 +70,20 @@ mod tests {
     fn open_until_just_before_24h() {
         let last = 1_700_000_000_000;
         let s = window_state(Some(last), last);
-        assert_eq!(s, WindowState::Open { closes_at_ms: last + SERVICE_WINDOW_MS });
+        assert_eq!(
+            s,
+            WindowState::Open {
+                closes_at_ms: last + SERVICE_WINDOW_MS
+            }
+        );
         assert!(s.is_open());
         assert_eq!(s.remaining_ms(last), SERVICE_WINDOW_MS);
         assert!(window_state(Some(last), last + SERVICE_WINDOW_MS - 1).is_open());
         assert_eq!(
             window_state(Some(last), last + SERVICE_WINDOW_MS),
-            WindowState::Closed { closed_at_ms: Some(last + SERVICE_WINDOW_MS) }
+            WindowState::Closed {
+                closed_at_ms: Some(last + SERVICE_WINDOW_MS)
+            }
         );
         assert!(!window_state(Some(last), last + 3 * SERVICE_WINDOW_MS).is_open());
     }
@@ -81,7 +92,12 @@ mod tests {
     fn inbound_in_the_future_counts_as_open() {
         // Clock skew between instances must not lock agents out.
         let s = window_state(Some(10_000), 0);
-        assert_eq!(s, WindowState::Open { closes_at_ms: 10_000 + SERVICE_WINDOW_MS });
+        assert_eq!(
+            s,
+            WindowState::Open {
+                closes_at_ms: 10_000 + SERVICE_WINDOW_MS
+            }
+        );
     }
 
     #[test]

@@ -230,7 +230,8 @@ impl WebhookBuilder {
         )
     }
 
-    /// Choice of a row in an interactive list.
+    /// Choice of a row in an interactive list; Meta echoes the row's
+    /// description when it has one.
     pub fn list_reply(
         &self,
         from: &Customer,
@@ -271,11 +272,7 @@ impl WebhookBuilder {
         text: &str,
         context_wamid: &str,
     ) -> (String, Value) {
-        let (wamid, p) = self.message(
-            from,
-            "button",
-            json!({"payload": payload, "text": text}),
-        );
+        let (wamid, p) = self.message(from, "button", json!({"payload": payload, "text": text}));
         (wamid, self.reply_to(p, context_wamid))
     }
 
@@ -416,6 +413,38 @@ impl WebhookBuilder {
         self.envelope(value)
     }
 
+    /// A `message_template_status_update` webhook (field of the same name);
+    /// `message_template_id` is a JSON number, as Meta sends it.
+    pub fn template_status_update(
+        &self,
+        template_id: &str,
+        name: &str,
+        language: &str,
+        event: &str,
+        reason: Option<&str>,
+    ) -> Value {
+        let id = template_id
+            .parse::<u64>()
+            .map_or_else(|_| json!(template_id), |n| json!(n));
+        json!({
+            "object": "whatsapp_business_account",
+            "entry": [{
+                "id": self.waba_id,
+                "time": ids::unix_now().as_secs(),
+                "changes": [{
+                    "value": {
+                        "event": event,
+                        "message_template_id": id,
+                        "message_template_name": name,
+                        "message_template_language": language,
+                        "reason": reason.unwrap_or("NONE"),
+                    },
+                    "field": "message_template_status_update",
+                }],
+            }],
+        })
+    }
+
     /// Merges several payloads into one delivery, as Meta does under load:
     /// one entry per WABA, each with the changes of all merged payloads.
     pub fn batch(&self, payloads: Vec<Value>) -> Value {
@@ -480,7 +509,6 @@ pub(crate) fn messages_mut(payload: &mut Value) -> impl Iterator<Item = &mut Val
 /// `X-Hub-Signature-256` value: "sha256=" + lowercase hex HMAC-SHA256 of the
 /// raw body, keyed with the app secret.
 pub fn sign(app_secret: &str, body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = match Hmac::<Sha256>::new_from_slice(app_secret.as_bytes()) {
         Ok(m) => m,
         Err(_) => unreachable!("HMAC takes keys of any length"),
@@ -778,6 +806,12 @@ mod tests {
         let i = &first_message(&p)["interactive"];
         assert_eq!(i["type"], "list_reply");
         assert_eq!(i["list_reply"]["description"], "boletos");
+        let (_, p) = b.list_reply(&c, "r2", "Suporte", None);
+        assert!(
+            first_message(&p)["interactive"]["list_reply"]
+                .get("description")
+                .is_none()
+        );
 
         let (_, p) = b.nfm_reply(&c, &json!({"cpf": "52998224725"}));
         let n = &first_message(&p)["interactive"]["nfm_reply"];
@@ -826,7 +860,11 @@ mod tests {
         );
 
         let (_, p) = b.system_number_change(&c, "5511911112222");
-        assert!(p["entry"][0]["changes"][0]["value"].get("contacts").is_none());
+        assert!(
+            p["entry"][0]["changes"][0]["value"]
+                .get("contacts")
+                .is_none()
+        );
         assert_eq!(first_message(&p)["system"]["type"], "user_changed_number");
         assert_eq!(first_message(&p)["system"]["wa_id"], "5511911112222");
 
@@ -881,9 +919,24 @@ mod tests {
                 .is_none()
         );
         let p = b.status("wamid.A", "5511987654321", "delivered", None);
-        assert!(p["entry"][0]["changes"][0]["value"]["statuses"][0]
-            .get("errors")
-            .is_none());
+        assert!(
+            p["entry"][0]["changes"][0]["value"]["statuses"][0]
+                .get("errors")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn template_status_shape() {
+        let p =
+            wb().template_status_update("1689556908129832", "pedido", "pt_BR", "APPROVED", None);
+        assert_eq!(p["entry"][0]["id"], "WABA-1");
+        assert!(p["entry"][0]["time"].is_u64());
+        let c = &p["entry"][0]["changes"][0];
+        assert_eq!(c["field"], "message_template_status_update");
+        assert_eq!(c["value"]["message_template_id"], 1689556908129832u64);
+        assert_eq!(c["value"]["event"], "APPROVED");
+        assert_eq!(c["value"]["reason"], "NONE");
     }
 
     #[test]
@@ -894,7 +947,7 @@ mod tests {
         assert!(text.is_ascii());
         assert!(text.contains(r"\ud83d\ude2e"), "{text}");
         assert!(text.contains(r"https:\/\/x.y\/a"), "{text}");
-        assert!(text.contains(r"a\u00e7\u00e3o \"q\""), "{text}");
+        assert!(text.contains(r#"a\u00e7\u00e3o \"q\""#), "{text}");
         let back: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, v);
 
@@ -911,7 +964,10 @@ mod tests {
             "from": "5511987654321", "type": "audio"
         }))
         .unwrap();
-        assert!(matches!(s.message, CustomerMessage::Audio { voice: true, .. }));
+        assert!(matches!(
+            s.message,
+            CustomerMessage::Audio { voice: true, .. }
+        ));
         let s: CustomerSend = serde_json::from_value(json!({
             "from": "5511987654321", "name": "Ana", "type": "text", "text": "oi", "context": "wamid.X"
         }))

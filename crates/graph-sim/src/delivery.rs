@@ -29,10 +29,14 @@ async fn run(sim: GraphSim, job: StatusJob) {
     let sequence: Vec<&str> = if job.failure.is_some() {
         vec!["failed"]
     } else {
-        [("sent", auto.sent), ("delivered", auto.delivered), ("read", auto.read)]
-            .into_iter()
-            .filter_map(|(s, on)| on.then_some(s))
-            .collect()
+        [
+            ("sent", auto.sent),
+            ("delivered", auto.delivered),
+            ("read", auto.read),
+        ]
+        .into_iter()
+        .filter_map(|(s, on)| on.then_some(s))
+        .collect()
     };
     let conversation_id = ids::hex_id(16);
     for status in sequence {

@@ -34,9 +34,7 @@ pub fn error_title(code: i64) -> &'static str {
         131042 => "Business eligibility payment issue",
         131047 => "Re-engagement message",
         131048 => "Spam rate limit hit",
-        131049 => {
-            "This message was not delivered to maintain healthy ecosystem engagement."
-        }
+        131049 => "This message was not delivered to maintain healthy ecosystem engagement.",
         131050 => "User stopped marketing messages",
         131051 => "Message type unknown",
         131052 => "Media download error",
@@ -65,7 +63,9 @@ pub(crate) fn error_details(code: i64) -> &'static str {
             "In order to maintain a healthy ecosystem engagement, the message failed to be delivered."
         }
         131053 => "Unable to upload the media used in the message.",
-        131056 => "Message failed to send because there were too many messages sent from this phone number to the same phone number in a short period of time.",
+        131056 => {
+            "Message failed to send because there were too many messages sent from this phone number to the same phone number in a short period of time."
+        }
         130472 => {
             "Failed to send message because this user's phone number is part of an experiment"
         }
@@ -97,7 +97,7 @@ impl GraphError {
         }
     }
 
-    fn with(mut self, key: &str, value: Value) -> GraphError {
+    pub(crate) fn with(mut self, key: &str, value: Value) -> GraphError {
         if let Some(e) = self.body.get_mut("error").and_then(Value::as_object_mut) {
             e.insert(key.to_owned(), value);
         }
@@ -177,12 +177,21 @@ impl GraphError {
         )
     }
 
+    /// Template sends that Meta refuses (132000, 132001, 132015, 132016).
+    pub(crate) fn template(http_status: u16, code: i64, details: &str) -> GraphError {
+        GraphError::whatsapp(http_status, code, details)
+    }
+
     pub(crate) fn server_error() -> GraphError {
         GraphError::whatsapp(500, 131000, "Something went wrong").with("is_transient", json!(true))
     }
 
     pub(crate) fn rate_limited() -> GraphError {
-        GraphError::whatsapp(429, 130429, "Cloud API message throughput has been reached.")
+        GraphError::whatsapp(
+            429,
+            130429,
+            "Cloud API message throughput has been reached.",
+        )
     }
 
     /// A fault chosen by a test: the message doubles as the details.

@@ -21,6 +21,8 @@ mod graph;
 mod ids;
 mod server;
 mod state;
+mod templates;
+mod validate;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -31,11 +33,16 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use customer::{
-    Customer, CustomerMessage, CustomerSend, CustomerSent, OrderItem, WebhookBuilder,
-    post_webhook, sign, to_meta_json,
+    Customer, CustomerMessage, CustomerSend, CustomerSent, OrderItem, WebhookBuilder, post_webhook,
+    sign, to_meta_json,
 };
 
-use state::{MediaRecord, Shared, State};
+pub use templates::Template;
+
+use state::{Shared, State};
+
+const DEFAULT_STATUS_DELAY: Duration = Duration::from_millis(10);
+const DEFAULT_WEBHOOK_RETRIES: u32 = 3;
 
 /// A business phone number owned by the simulated WhatsApp Business Account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,7 +114,7 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// One phone number (display "5511900000000", WABA "WABA-<pnid>"), all
+    /// One phone number (display "5511900000000", WABA `WABA-<pnid>`), all
     /// automatic statuses on, 5-minute media URLs, no webhook URL yet.
     pub fn new(
         app_secret: impl Into<String>,
@@ -209,6 +216,8 @@ pub enum Endpoint {
     DeleteMedia,
     /// GET /{pnid}.
     PhoneNumber,
+    /// Template management: /{waba-id}/message_templates and /{template-id}.
+    Templates,
     /// Faults: whichever Graph request comes next. Counts: all of them.
     Any,
 }
@@ -276,7 +285,9 @@ impl GraphSim {
             .map_err(std::io::Error::other)?;
         let state = State {
             webhook_url: cfg.webhook_url,
-            webhook_retries: 3,
+            webhook_retries: DEFAULT_WEBHOOK_RETRIES,
+            status_delay: DEFAULT_STATUS_DELAY,
+            new_template_status: "APPROVED".to_owned(),
             ..State::default()
         };
         let shared = Shared::new(
@@ -307,14 +318,18 @@ impl GraphSim {
         let sim = GraphSim::new(cfg)?;
         let mut addr = listener.local_addr()?;
         if addr.ip().is_unspecified() {
-            // A wildcard bind is reachable on loopback; "0.0.0.0" in a URL is not
-            // portable.
-            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            // A wildcard bind is reachable on loopback, while "0.0.0.0" or
+            // "[::]" in a URL is not portable.
+            let loopback: std::net::IpAddr = if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            };
+            addr.set_ip(loopback);
         }
         sim.set_base_url(format!("http://{addr}/v23.0"));
         let task = server::spawn_accept_loop(listener, sim.router());
-        *sim
-            .shared
+        *sim.shared
             .accept_task
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task.abort_handle());
@@ -384,11 +399,7 @@ impl GraphSim {
 
     /// Any stored media by id: business uploads and customer media alike.
     pub fn uploaded_media(&self, media_id: &str) -> Option<StoredMedia> {
-        self.shared
-            .lock()
-            .media
-            .get(media_id)
-            .map(|m| m.media.clone())
+        self.shared.lock().media.get(media_id).cloned()
     }
 
     /// Business uploads still stored, in upload order.
@@ -396,7 +407,7 @@ impl GraphSim {
         let st = self.shared.lock();
         st.upload_order
             .iter()
-            .filter_map(|id| st.media.get(id).map(|m| (id.clone(), m.media.clone())))
+            .filter_map(|id| st.media.get(id).map(|m| (id.clone(), m.clone())))
             .collect()
     }
 
@@ -405,15 +416,7 @@ impl GraphSim {
     pub fn add_customer_media(&self, bytes: Bytes, mime_type: &str) -> String {
         let id = ids::media_id();
         let media = StoredMedia::new(bytes, mime_type, None);
-        self.shared.update(|s| {
-            s.media.insert(
-                id.clone(),
-                MediaRecord {
-                    media,
-                    uploaded: false,
-                },
-            )
-        });
+        self.shared.update(|s| s.media.insert(id.clone(), media));
         id
     }
 
@@ -491,7 +494,10 @@ impl GraphSim {
         self.shared.update(|s| s.throughput_limit = limit);
     }
 
-    /// Pause before each automatic status webhook (default none).
+    /// Pause before each automatic status webhook (default 10 ms). The
+    /// default lets the send's HTTP answer reach the client before its first
+    /// status, as it practically always does with Meta; zero provokes the
+    /// race a robust client must survive anyway.
     pub fn set_status_delay(&self, delay: Duration) {
         self.shared.update(|s| s.status_delay = delay);
     }
@@ -522,6 +528,78 @@ impl GraphSim {
             s.requests.clear();
             s.faults.clear();
         });
+    }
+
+    /// Templates of every WABA, in creation order.
+    pub fn templates(&self) -> Vec<Template> {
+        self.shared.lock().templates.clone()
+    }
+
+    /// Registers a template directly (no HTTP, no webhook); returns its id.
+    /// `components` is Meta's creation array, e.g.
+    /// `[{"type":"BODY","text":"Olá {{1}}"}]`.
+    pub fn add_template(
+        &self,
+        waba_id: &str,
+        name: &str,
+        language: &str,
+        category: &str,
+        status: &str,
+        components: Value,
+    ) -> String {
+        let id = ids::media_id();
+        let t = Template {
+            id: id.clone(),
+            waba_id: waba_id.to_owned(),
+            name: name.to_owned(),
+            language: language.to_owned(),
+            category: category.to_ascii_uppercase(),
+            status: status.to_ascii_uppercase(),
+            components,
+            parameter_format: "POSITIONAL".to_owned(),
+        };
+        self.shared.update(|s| s.templates.push(t));
+        id
+    }
+
+    /// Changes a template's status (APPROVED, REJECTED, PAUSED, DISABLED...)
+    /// and, with a webhook URL set, posts the `message_template_status_update`
+    /// webhook Meta would send. Returns the receiver's answer, if posted.
+    pub async fn set_template_status(
+        &self,
+        template_id: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> Result<Option<(u16, String)>, SimError> {
+        let status = status.to_ascii_uppercase();
+        let template = self.shared.update(|s| {
+            let t = s.templates.iter_mut().find(|t| t.id == template_id)?;
+            t.status.clone_from(&status);
+            Some(t.clone())
+        });
+        let Some(t) = template else {
+            return Err(SimError::Invalid(format!("unknown template {template_id}")));
+        };
+        if self.webhook_url().is_none() {
+            return Ok(None);
+        }
+        let builder = WebhookBuilder::new(&t.waba_id, "", "");
+        let payload = builder.template_status_update(&t.id, &t.name, &t.language, &status, reason);
+        Ok(Some(self.post_to_webhook(&payload).await?))
+    }
+
+    /// When on, template sends must name an existing APPROVED template of
+    /// the sender's WABA in that language, with as many body parameters as
+    /// its body has placeholders (else 132001/132015/132016/132000).
+    pub fn set_enforce_templates(&self, on: bool) {
+        self.shared.update(|s| s.enforce_templates = on);
+    }
+
+    /// Status of templates created or edited over HTTP (default APPROVED;
+    /// PENDING to exercise the review flow with [`GraphSim::set_template_status`]).
+    pub fn set_new_template_status(&self, status: &str) {
+        let status = status.to_ascii_uppercase();
+        self.shared.update(|s| s.new_template_status = status);
     }
 
     /// A payload builder for the first phone number.
@@ -561,6 +639,6 @@ pub(crate) fn digits(s: &str) -> String {
 fn serialize_unix_millis<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     let ms = t
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    s.serialize_u128(ms)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    s.serialize_u64(ms)
 }

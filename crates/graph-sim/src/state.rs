@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use crate::{
-    AutoStatuses, Endpoint, Fault, PhoneNumber, SentMessage, StatusDelivery, StoredMedia,
+    AutoStatuses, Endpoint, Fault, PhoneNumber, SentMessage, StatusDelivery, StoredMedia, Template,
 };
 
 pub(crate) struct Shared {
@@ -31,12 +31,6 @@ pub(crate) struct Shared {
     pub accept_task: Mutex<Option<AbortHandle>>,
 }
 
-pub(crate) struct MediaRecord {
-    pub media: StoredMedia,
-    /// Business uploads are listed by `uploads()`; customer media are not.
-    pub uploaded: bool,
-}
-
 #[derive(Default)]
 pub(crate) struct State {
     pub webhook_url: Option<String>,
@@ -44,7 +38,9 @@ pub(crate) struct State {
     pub sent: Vec<SentMessage>,
     /// Acceptance instants per phone number id, in order.
     pub send_times: HashMap<String, Vec<Instant>>,
-    pub media: HashMap<String, MediaRecord>,
+    /// Business uploads and customer media alike.
+    pub media: HashMap<String, StoredMedia>,
+    /// Business uploads only, for `uploads()`.
     pub upload_order: Vec<String>,
     pub faults: HashMap<Endpoint, VecDeque<Fault>>,
     pub mark_read: Vec<String>,
@@ -54,6 +50,11 @@ pub(crate) struct State {
     pub status_delay: Duration,
     pub webhook_retries: u32,
     pub wa_id_overrides: HashMap<String, String>,
+    /// In creation order, which is also the listing order.
+    pub templates: Vec<Template>,
+    pub enforce_templates: bool,
+    /// Status given to created (and edited) templates.
+    pub new_template_status: String,
 }
 
 impl Shared {
@@ -172,8 +173,16 @@ mod tests {
     fn sliding_window_max() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let times = [at(0), at(100), at(900), at(999), at(1000), at(1500), at(1950)];
-        // [900, 1900) holds 900, 999, 1000, 1500 -> 4; [1000, 2000) holds 3.
+        let times = [
+            at(0),
+            at(100),
+            at(900),
+            at(999),
+            at(1000),
+            at(1500),
+            at(1950),
+        ];
+        // [0, 1000) and [900, 1900) hold 4 each; 1000 is outside the first.
         assert_eq!(max_in_any_second(&times), 4);
         assert_eq!(max_in_any_second(&[]), 0);
         assert_eq!(max_in_any_second(&[at(5)]), 1);

@@ -168,7 +168,11 @@ fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, GraphE
         .ok_or_else(|| GraphError::invalid_value(&format!("Parameter '{what}' must be an object")))
 }
 
-fn required_str<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str, GraphError> {
+fn required_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<&'a str, GraphError> {
     non_empty_str(obj, key)
         .ok_or_else(|| GraphError::required_missing(&format!("Parameter '{path}' is required")))
 }
@@ -229,9 +233,9 @@ fn media(kind: &str, content: &Value, ids: &mut Vec<String>) -> Check {
 }
 
 fn coordinate(o: &Map<String, Value>, key: &str, limit: f64) -> Check {
-    let v = o
-        .get(key)
-        .ok_or_else(|| GraphError::required_missing(&format!("Parameter 'location.{key}' is required")))?;
+    let v = o.get(key).ok_or_else(|| {
+        GraphError::required_missing(&format!("Parameter 'location.{key}' is required"))
+    })?;
     let n = match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse::<f64>().ok(),
@@ -366,7 +370,9 @@ fn interactive(content: &Value, media_ids: &mut Vec<String>) -> Check {
         }
         "cta_url" => {
             let params = action.get("parameters").and_then(Value::as_object);
-            let display = params.and_then(|p| p.get("display_text")).and_then(Value::as_str);
+            let display = params
+                .and_then(|p| p.get("display_text"))
+                .and_then(Value::as_str);
             let url = params.and_then(|p| p.get("url")).and_then(Value::as_str);
             match (display, url) {
                 (Some(d), Some(_)) => length_between(d, 1, 20, "Display text"),
@@ -429,9 +435,10 @@ fn buttons(action: &Map<String, Value>) -> Check {
 }
 
 fn list(action: &Map<String, Value>) -> Check {
-    let label = action.get("button").and_then(Value::as_str).ok_or_else(|| {
-        GraphError::required_missing("Parameter 'action.button' is required")
-    })?;
+    let label = action
+        .get("button")
+        .and_then(Value::as_str)
+        .ok_or_else(|| GraphError::required_missing("Parameter 'action.button' is required"))?;
     length_between(label, 1, 20, "Button label")?;
     let sections = action
         .get("sections")

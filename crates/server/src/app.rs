@@ -19,8 +19,12 @@ use crate::channels::ChannelRegistry;
 use crate::config::Config;
 use crate::inbox::{InboxProcessor, InboxWriter};
 use crate::live::Live;
+use crate::media_files::MediaFiles;
+use crate::media_worker::MediaDownloader;
+use crate::outbound::{Outbound, SenderWorker};
+use whatsapp::graph::GraphClient;
 use crate::secrets::SecretBox;
-use crate::{api, auth, passwords, webhook};
+use crate::{api, auth, messages, passwords, webhook};
 
 pub struct AppContext {
     pub config: Config,
@@ -31,6 +35,10 @@ pub struct AppContext {
     pub live: Live,
     pub login_throttle: LoginThrottle,
     pub instance_id: String,
+    pub outbound: Outbound,
+    pub graph: GraphClient,
+    pub files: MediaFiles,
+    pub media_wake: Arc<Notify>,
 }
 
 impl AppContext {
@@ -111,15 +119,43 @@ impl Application {
         let live = Live::default();
         let instance_id = passwords::random_token();
 
+        let media_wake = Arc::new(Notify::new());
         let processor = InboxProcessor {
             store: store.clone(),
             channels: channels.clone(),
             protocol: config.protocol.clone(),
             live: live.clone(),
             wake: inbox_wake.clone(),
+            media_wake: media_wake.clone(),
             instance_id: instance_id.clone(),
         };
         tokio::spawn(processor.run(shutdown.clone()));
+
+        let graph = GraphClient::new(std::time::Duration::from_secs(config.graph_timeout_secs));
+        let files = MediaFiles::open(config.media_store.as_deref(), &config.data_dir)?;
+        let send_wake = Arc::new(Notify::new());
+        let outbound = Outbound::new(store.clone(), live.clone(), send_wake.clone());
+        for n in 0..config.sender_workers.max(1) {
+            let worker = SenderWorker {
+                store: store.clone(),
+                channels: channels.clone(),
+                graph: graph.clone(),
+                files: files.clone(),
+                live: live.clone(),
+                wake: send_wake.clone(),
+                worker_id: format!("{instance_id}-{n}"),
+            };
+            tokio::spawn(worker.run(shutdown.clone()));
+        }
+        let downloader = MediaDownloader {
+            store: store.clone(),
+            channels: channels.clone(),
+            graph: graph.clone(),
+            files: files.clone(),
+            live: live.clone(),
+            wake: media_wake.clone(),
+        };
+        tokio::spawn(downloader.run(shutdown.clone()));
         tokio::spawn(refresh_channels(channels.clone(), shutdown.clone()));
 
         let listener = TcpListener::bind(config.listen)
@@ -134,6 +170,10 @@ impl Application {
             live,
             login_throttle: LoginThrottle::default(),
             instance_id,
+            outbound,
+            graph,
+            files,
+            media_wake,
         }));
         Ok(Application { listener, state, shutdown, first_admin_password })
     }
@@ -194,7 +234,11 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/me", get(auth::me))
         .route("/conversations", get(api::list_conversations))
         .route("/conversations/{id}", get(api::get_conversation))
-        .route("/conversations/{id}/messages", get(api::list_messages))
+        .route("/conversations/{id}/messages", get(api::list_messages).post(messages::send))
+        .route("/conversations/{id}/read", post(messages::mark_read))
+        .route("/media", post(messages::upload).layer(DefaultBodyLimit::max(101 * 1024 * 1024)))
+        .route("/media/{id}", get(messages::download))
+        .route("/media/{id}/retry", post(messages::retry_media))
         .route("/channels", get(api::list_channels).post(api::create_channel))
         .route("/channels/{id}", patch(api::update_channel))
         .route("/channels/{id}/disable", post(api::disable_channel))

@@ -79,6 +79,16 @@ pub struct ServeArgs {
     /// E-mail of the admin account created on first start. [default: admin@atende.local]
     #[arg(long, env = "ATENDE_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
+    /// Where media files are kept: file:///path or s3://bucket/prefix (AWS_* variables for
+    /// credentials and endpoint). [default: <data-dir>/media]
+    #[arg(long, env = "ATENDE_MEDIA_STORE")]
+    pub media_store: Option<String>,
+    /// Sender workers per instance (they share the per-number rate limit). [default: 2]
+    #[arg(long, env = "ATENDE_SENDER_WORKERS")]
+    pub sender_workers: Option<usize>,
+    /// Timeout of one Graph API call, in seconds. [default: 20]
+    #[arg(long, env = "ATENDE_GRAPH_TIMEOUT")]
+    pub graph_timeout: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +178,9 @@ struct FileConfig {
     protocol_prefix: Option<String>,
     time_zone: Option<String>,
     admin_email: Option<String>,
+    media_store: Option<String>,
+    sender_workers: Option<usize>,
+    graph_timeout: Option<u64>,
 }
 
 /// Everything the program needs, resolved.
@@ -182,6 +195,9 @@ pub struct Config {
     pub webhook_max_body: usize,
     pub protocol: domain::protocol::ProtocolConfig,
     pub admin_email: String,
+    pub media_store: Option<String>,
+    pub sender_workers: usize,
+    pub graph_timeout_secs: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -266,6 +282,9 @@ impl Config {
                 .clone()
                 .or(file.admin_email)
                 .unwrap_or_else(|| "admin@atende.local".to_owned()),
+            media_store: serve.media_store.clone().or(file.media_store),
+            sender_workers: serve.sender_workers.or(file.sender_workers).unwrap_or(2),
+            graph_timeout_secs: serve.graph_timeout.or(file.graph_timeout).unwrap_or(20),
         })
     }
 
@@ -281,6 +300,9 @@ impl Config {
             webhook_max_body: 1 << 20,
             protocol: domain::protocol::ProtocolConfig::default(),
             admin_email: "admin@atende.local".to_owned(),
+            media_store: None,
+            sender_workers: 2,
+            graph_timeout_secs: 5,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use store::Store;
-use store::conversations::{InboundItem, InboundMessageRecord, StatusRecord};
+use store::conversations::{InboundItem, InboundMedia, InboundMessageRecord, StatusRecord};
 use store::inbox::{Appended, InboxAppend, InboxRow};
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -103,6 +103,7 @@ pub struct InboxProcessor {
     pub protocol: domain::protocol::ProtocolConfig,
     pub live: Live,
     pub wake: Arc<Notify>,
+    pub media_wake: Arc<Notify>,
     pub instance_id: String,
 }
 
@@ -164,6 +165,9 @@ impl InboxProcessor {
                 status: status.as_str().to_owned(),
             });
         }
+        if !report.new_media.is_empty() {
+            self.media_wake.notify_one();
+        }
         self.live.publish(Notice::InboxProcessed { inbox_id: row.id });
         Ok(())
     }
@@ -216,6 +220,13 @@ fn collect_items(channel_id: i64, value: &MessagesValue, items: &mut Vec<Inbound
             content_json: message.raw.to_string(),
             reply_to_wamid: message.context.as_ref().and_then(|c| c.id.clone()),
             wa_timestamp_ms: message.timestamp_secs().map(|s| s.saturating_mul(1000)),
+            media: message.content.media_id().map(|id| InboundMedia {
+                wa_media_id: id.to_owned(),
+                kind: message.content.kind().to_owned(),
+                mime_type: message.content.mime_type().map(str::to_owned),
+                sha256: message.content.sha256().map(str::to_owned),
+                filename: message.content.filename().map(str::to_owned),
+            }),
         }));
     }
     for status in &value.statuses {

@@ -12,6 +12,7 @@ pub enum Notice {
     MessageCreated { conversation_id: i64, message_id: i64 },
     MessageStatus { conversation_id: i64, message_id: i64, status: String },
     InboxProcessed { inbox_id: i64 },
+    MediaUpdated { media_id: i64 },
 }
 
 #[derive(Clone)]

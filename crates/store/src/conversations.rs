@@ -21,6 +21,17 @@ pub struct InboundMessageRecord {
     pub content_json: String,
     pub reply_to_wamid: Option<String>,
     pub wa_timestamp_ms: Option<i64>,
+    /// For image, audio, video, document and sticker messages: the file to download.
+    pub media: Option<InboundMedia>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InboundMedia {
+    pub wa_media_id: String,
+    pub kind: String,
+    pub mime_type: Option<String>,
+    pub sha256: Option<String>,
+    pub filename: Option<String>,
 }
 
 /// A delivery status webhook for a message we sent.
@@ -51,6 +62,8 @@ pub struct ApplyReport {
     /// (conversation id, message id, new status)
     pub status_changes: Vec<(i64, i64, DeliveryStatus)>,
     pub duplicates: usize,
+    /// Inbound media rows waiting for the download worker.
+    pub new_media: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -195,10 +208,31 @@ impl Store {
                                 id
                             }
                         };
+                        let media_id: Option<i64> = match &m.media {
+                            None => None,
+                            Some(media) => {
+                                let id: i64 = sqlx::query_scalar(
+                                    "INSERT INTO media (channel_id, direction, wa_media_id, kind, mime_type, filename,
+                                        expected_sha256, state, created_at, updated_at)
+                                     VALUES ($1, 'in', $2, $3, $4, $5, $6, 'pending', $7, $7) RETURNING id",
+                                )
+                                .bind(m.channel_id)
+                                .bind(&media.wa_media_id)
+                                .bind(&media.kind)
+                                .bind(&media.mime_type)
+                                .bind(&media.filename)
+                                .bind(&media.sha256)
+                                .bind(now)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                                report.new_media.push(id);
+                                Some(id)
+                            }
+                        };
                         let message_id: i64 = sqlx::query_scalar(
                             "INSERT INTO messages (conversation_id, channel_id, direction, author, wamid, kind, body,
-                                content, reply_to_wamid, status, wa_timestamp, created_at, updated_at)
-                             VALUES ($1, $2, 'in', 'customer', $3, $4, $5, $6, $7, 'received', $8, $9, $9)
+                                content, reply_to_wamid, status, wa_timestamp, media_id, created_at, updated_at)
+                             VALUES ($1, $2, 'in', 'customer', $3, $4, $5, $6, $7, 'received', $8, $10, $9, $9)
                              RETURNING id",
                         )
                         .bind(conversation_id)
@@ -210,6 +244,7 @@ impl Store {
                         .bind(&m.reply_to_wamid)
                         .bind(m.wa_timestamp_ms)
                         .bind(now)
+                        .bind(media_id)
                         .fetch_one(&mut *tx)
                         .await?;
                         sqlx::query(
@@ -371,6 +406,29 @@ impl Store {
                 .bind(wamid)
                 .fetch_one(pool)
                 .await?
+        }))
+    }
+}
+
+impl Store {
+    /// Resets the unread count; returns the wamid of the latest customer message (to mark read on
+    /// WhatsApp).
+    pub async fn mark_conversation_read(&self, conversation_id: i64) -> Result<Option<String>> {
+        on_write!(self, pool => {
+            sqlx::query("UPDATE conversations SET unread_count = 0 WHERE id = $1")
+                .bind(conversation_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(on_read!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT wamid FROM messages WHERE conversation_id = $1 AND direction = 'in' AND wamid IS NOT NULL
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(conversation_id)
+            .fetch_optional(pool)
+            .await?
         }))
     }
 }

@@ -21,6 +21,8 @@ pub mod conversations;
 pub mod events;
 pub mod inbox;
 pub mod leases;
+pub mod media;
+pub mod outbox;
 pub mod settings;
 
 /// What can go wrong talking to the database.

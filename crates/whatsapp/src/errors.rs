@@ -35,7 +35,10 @@ pub enum GraphError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
     /// Retry with backoff; `min_delay_secs` is a floor (131056 pair rate limit: 6 s).
-    Retry { min_delay_secs: u64, max_attempts: u32 },
+    Retry {
+        min_delay_secs: u64,
+        max_attempts: u32,
+    },
     /// Never retry; the message fails with this code.
     Permanent,
     /// Token expired/invalid (190, 0): fail and mark the channel unhealthy.
@@ -96,9 +99,9 @@ impl GraphError {
                 "A API do WhatsApp não respondeu a tempo; a mensagem pode não ter sido enviada."
                     .into()
             }
-            GraphError::Unexpected { http_status, .. } => format!(
-                "A API do WhatsApp deu uma resposta inesperada (HTTP {http_status})."
-            ),
+            GraphError::Unexpected { http_status, .. } => {
+                format!("A API do WhatsApp deu uma resposta inesperada (HTTP {http_status}).")
+            }
         }
     }
 
@@ -111,7 +114,10 @@ impl GraphError {
         let error = serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|v| v.get("error").filter(|e| e.is_object()).cloned());
-        let code = error.as_ref().and_then(|e| e.get("code")).and_then(lenient::to_i64);
+        let code = error
+            .as_ref()
+            .and_then(|e| e.get("code"))
+            .and_then(lenient::to_i64);
         match (error, code) {
             (Some(error), Some(code)) => {
                 let text = |pointer: &str| error.pointer(pointer).and_then(lenient::to_string);
@@ -174,10 +180,35 @@ pub fn disposition_for_code(code: i64, http_status: u16) -> Disposition {
         131000 => retry(2, FEW_ATTEMPTS),
         // Maintenance lasts minutes, not seconds.
         131057 => retry(60, DEFAULT_ATTEMPTS),
-        3 | 10 | 368 | 130472 | 130497 | 131005 | 131008 | 131009 | 131021 | 131026 | 131030
-        | 131031 | 131037 | 131042 | 131045 | 131047 | 131048 | 131049 | 131050 | 131051
-        | 131052 | 131053 | 131062..=131064 | 132000..=132999 | 133000..=133999 | 135000
-        | 137000 | 200..=299 | 2388000..=2388999 => Disposition::Permanent,
+        3
+        | 10
+        | 368
+        | 130472
+        | 130497
+        | 131005
+        | 131008
+        | 131009
+        | 131021
+        | 131026
+        | 131030
+        | 131031
+        | 131037
+        | 131042
+        | 131045
+        | 131047
+        | 131048
+        | 131049
+        | 131050
+        | 131051
+        | 131052
+        | 131053
+        | 131062..=131064
+        | 132000..=132999
+        | 133000..=133999
+        | 135000
+        | 137000
+        | 200..=299
+        | 2388000..=2388999 => Disposition::Permanent,
         _ => by_http_status(http_status),
     }
 }
@@ -192,30 +223,52 @@ pub fn explain_pt_br(code: i64) -> String {
         3 => "O aplicativo não tem a permissão ou a capacidade necessária para esta operação.",
         4 | 613 => "Limite de chamadas do aplicativo à API da Meta atingido.",
         10 => "Permissão negada: o token não tem a permissão necessária para este número.",
-        190 => "O token de acesso do canal expirou ou é inválido: gere um novo token e atualize o canal.",
+        190 => {
+            "O token de acesso do canal expirou ou é inválido: gere um novo token e atualize o canal."
+        }
         200..=299 => "Permissão da API não concedida ou removida para este aplicativo.",
         368 => "A conta foi bloqueada temporariamente pela Meta por violação de políticas.",
         80007 => "Limite de requisições da conta do WhatsApp Business (WABA) atingido.",
         130429 => "Limite de mensagens por segundo do número atingido.",
-        130472 => "O número do cliente faz parte de um experimento da Meta e não recebeu esta mensagem de marketing.",
-        130497 => "A conta do WhatsApp Business não pode enviar mensagens para clientes deste país.",
+        130472 => {
+            "O número do cliente faz parte de um experimento da Meta e não recebeu esta mensagem de marketing."
+        }
+        130497 => {
+            "A conta do WhatsApp Business não pode enviar mensagens para clientes deste país."
+        }
         131005 => "Acesso negado: o token não tem permissão para enviar por este número.",
         131008 => "Falta um parâmetro obrigatório na requisição enviada à Meta.",
-        131009 => "Valor de parâmetro inválido (por exemplo, número de destino ou ID de mídia incorreto).",
+        131009 => {
+            "Valor de parâmetro inválido (por exemplo, número de destino ou ID de mídia incorreto)."
+        }
         131021 => "O destinatário não pode ser o próprio número remetente.",
-        131026 => "Mensagem não entregue: o número pode não ter WhatsApp, usar uma versão antiga do aplicativo, não ter aceitado os termos ou ter bloqueado a empresa.",
-        131030 => "O número do destinatário não está na lista de números permitidos da conta de teste.",
+        131026 => {
+            "Mensagem não entregue: o número pode não ter WhatsApp, usar uma versão antiga do aplicativo, não ter aceitado os termos ou ter bloqueado a empresa."
+        }
+        131030 => {
+            "O número do destinatário não está na lista de números permitidos da conta de teste."
+        }
         131031 => "A conta do WhatsApp Business está bloqueada ou restrita pela Meta.",
         131037 => "O nome de exibição do número ainda não foi aprovado pela Meta.",
         131042 => "Problema de elegibilidade ou de pagamento na conta do WhatsApp Business.",
         131045 => "Erro no registro do número de telefone (certificado incorreto).",
-        131047 => "Mais de 24 horas desde a última mensagem do cliente: só é possível enviar um modelo (HSM) aprovado.",
-        131048 => "Limite de spam atingido: muitas mensagens deste número foram bloqueadas ou denunciadas. Tente mais tarde e verifique a qualidade do número.",
-        131049 => "A Meta não entregou esta mensagem de marketing para preservar o engajamento do cliente; tente novamente só depois de 24 horas.",
+        131047 => {
+            "Mais de 24 horas desde a última mensagem do cliente: só é possível enviar um modelo (HSM) aprovado."
+        }
+        131048 => {
+            "Limite de spam atingido: muitas mensagens deste número foram bloqueadas ou denunciadas. Tente mais tarde e verifique a qualidade do número."
+        }
+        131049 => {
+            "A Meta não entregou esta mensagem de marketing para preservar o engajamento do cliente; tente novamente só depois de 24 horas."
+        }
         131050 => "O cliente optou por não receber mensagens de marketing.",
         131051 => "Tipo de mensagem não suportado pelo WhatsApp.",
-        131052 => "Não foi possível baixar a mídia enviada pelo cliente: peça que ele a envie de novo.",
-        131053 => "Não foi possível enviar a mídia: arquivo inacessível, de tipo não suportado ou grande demais.",
+        131052 => {
+            "Não foi possível baixar a mídia enviada pelo cliente: peça que ele a envie de novo."
+        }
+        131053 => {
+            "Não foi possível enviar a mídia: arquivo inacessível, de tipo não suportado ou grande demais."
+        }
         131056 => "Muitas mensagens seguidas para o mesmo cliente em pouco tempo.",
         131057 => "A conta do WhatsApp Business está em manutenção.",
         131062 => "Este tipo de identificador de destinatário não é suportado para o envio.",
@@ -224,7 +277,9 @@ pub fn explain_pt_br(code: i64) -> String {
         132000 => "O número de parâmetros não corresponde ao definido no modelo (HSM).",
         132001 => "O modelo (HSM) não existe neste idioma ou ainda não foi aprovado.",
         132005 => "O texto do modelo (HSM) com os parâmetros preenchidos ficou longo demais.",
-        132007 => "O conteúdo do modelo (HSM) viola as políticas de formato ou de conteúdo do WhatsApp.",
+        132007 => {
+            "O conteúdo do modelo (HSM) viola as políticas de formato ou de conteúdo do WhatsApp."
+        }
         132008 => "Valor de parâmetro inválido para o modelo (HSM).",
         132012 => "O formato de um parâmetro não corresponde ao definido no modelo (HSM).",
         132015 => "O modelo (HSM) está pausado por baixa qualidade.",
@@ -232,7 +287,9 @@ pub fn explain_pt_br(code: i64) -> String {
         132068 => "O fluxo (Flow) está bloqueado.",
         132069 => "O fluxo (Flow) foi limitado por excesso de envios.",
         133010 => "O número de telefone não está registrado na Cloud API.",
-        133016 => "Muitas tentativas de registro ou de cancelamento de registro do número; aguarde antes de tentar de novo.",
+        133016 => {
+            "Muitas tentativas de registro ou de cancelamento de registro do número; aguarde antes de tentar de novo."
+        }
         135000 => "Erro genérico do usuário ao enviar a mensagem.",
         137000 => "A chave de identidade do cliente mudou; a mensagem não foi enviada.",
         2388019 => "Limite de modelos (HSM) da conta do WhatsApp Business atingido.",
@@ -343,10 +400,7 @@ mod tests {
                 "code {code}, HTTP {status}"
             );
         }
-        assert!(matches!(
-            disposition_for_code(131057, 400),
-            Retry { .. }
-        ));
+        assert!(matches!(disposition_for_code(131057, 400), Retry { .. }));
     }
 
     #[test]
@@ -386,7 +440,10 @@ mod tests {
         assert_eq!(e.code(), Some(131047));
         assert_eq!(e.http_status(), Some(400));
         assert_eq!(e.disposition(), Disposition::Permanent);
-        assert_eq!(e.to_string(), "Graph API error 131047: (#131047) Re-engagement message");
+        assert_eq!(
+            e.to_string(),
+            "Graph API error 131047: (#131047) Re-engagement message"
+        );
         assert!(e.explain_pt_br().contains("24 horas"));
     }
 
@@ -419,7 +476,16 @@ mod tests {
             b"",
         ] {
             let e = GraphError::from_response(500, body);
-            assert!(matches!(e, GraphError::Unexpected { http_status: 500, .. }), "{e:?}");
+            assert!(
+                matches!(
+                    e,
+                    GraphError::Unexpected {
+                        http_status: 500,
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
         }
         let huge = vec![b'x'; 10_000];
         let GraphError::Unexpected { body, .. } = GraphError::from_response(502, &huge) else {

@@ -117,7 +117,9 @@ impl GraphClient {
             .ok_or_else(|| unexpected(status, &body))?;
         Ok(SendResponse {
             wamid,
-            wa_id: json.pointer("/contacts/0/wa_id").and_then(lenient::to_string),
+            wa_id: json
+                .pointer("/contacts/0/wa_id")
+                .and_then(lenient::to_string),
             message_status: json
                 .pointer("/messages/0/message_status")
                 .and_then(lenient::to_string),
@@ -287,7 +289,8 @@ impl GraphClient {
 
 /// `{base}/{segments...}`, each segment percent-encoded so an id cannot change the path.
 fn endpoint(base: &str, segments: &[&str]) -> Result<Url, GraphError> {
-    let mut url = Url::parse(base).map_err(|e| not_sent(format!("invalid base URL {base:?}: {e}")))?;
+    let mut url =
+        Url::parse(base).map_err(|e| not_sent(format!("invalid base URL {base:?}: {e}")))?;
     {
         let mut path = url
             .path_segments_mut()

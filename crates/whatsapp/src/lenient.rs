@@ -108,7 +108,11 @@ pub(crate) fn vec_of_objects<'de, D: Deserializer<'de>, T: DeserializeOwned>(
     d: D,
 ) -> Result<Vec<T>, D::Error> {
     Ok(match Value::deserialize(d)? {
-        Value::Array(items) => items.iter().filter_map(object_as).collect(),
+        Value::Array(items) => items
+            .into_iter()
+            .filter(Value::is_object)
+            .filter_map(|item| T::deserialize(item).ok())
+            .collect(),
         _ => Vec::new(),
     })
 }

@@ -8,6 +8,7 @@
 pub mod errors;
 pub mod graph;
 mod lenient;
+pub mod media;
 pub mod send;
 pub mod signature;
 pub mod webhook;

@@ -222,7 +222,8 @@ impl OutboundContent {
             OutboundContent::Text { body, preview_url } => {
                 json!({ "body": body, "preview_url": preview_url })
             }
-            OutboundContent::Image { media, caption } | OutboundContent::Video { media, caption } => {
+            OutboundContent::Image { media, caption }
+            | OutboundContent::Video { media, caption } => {
                 let mut obj = media_json(media);
                 insert_opt(&mut obj, "caption", caption);
                 Value::Object(obj)
@@ -266,7 +267,13 @@ impl OutboundContent {
                     .iter()
                     .map(|b| json!({ "type": "reply", "reply": { "id": b.id, "title": b.title } }))
                     .collect();
-                interactive_json("button", header, body, footer, json!({ "buttons": buttons }))
+                interactive_json(
+                    "button",
+                    header,
+                    body,
+                    footer,
+                    json!({ "buttons": buttons }),
+                )
             }
             OutboundContent::List {
                 header,
@@ -330,7 +337,8 @@ impl OutboundContent {
         use limits::*;
         match self {
             OutboundContent::Text { body, .. } => text("text.body", body, TEXT_BODY),
-            OutboundContent::Image { media, caption } | OutboundContent::Video { media, caption } => {
+            OutboundContent::Image { media, caption }
+            | OutboundContent::Video { media, caption } => {
                 validate_media(media)?;
                 opt_max_len("caption", caption, CAPTION)
             }
@@ -349,7 +357,9 @@ impl OutboundContent {
                 }
                 Ok(())
             }
-            OutboundContent::Reaction { message_id, .. } => non_empty("reaction.message_id", message_id),
+            OutboundContent::Reaction { message_id, .. } => {
+                non_empty("reaction.message_id", message_id)
+            }
             OutboundContent::Location {
                 latitude,
                 longitude,
@@ -416,12 +426,21 @@ impl OutboundContent {
                         }
                         None => {}
                     }
-                    count(&format!("sections[{i}].rows"), s.rows.len(), 1, MAX_LIST_ROWS)?;
+                    count(
+                        &format!("sections[{i}].rows"),
+                        s.rows.len(),
+                        1,
+                        MAX_LIST_ROWS,
+                    )?;
                     for (j, r) in s.rows.iter().enumerate() {
                         let field = format!("sections[{i}].rows[{j}]");
                         text(&format!("{field}.id"), &r.id, ROW_ID)?;
                         text(&format!("{field}.title"), &r.title, ROW_TITLE)?;
-                        opt_max_len(&format!("{field}.description"), &r.description, ROW_DESCRIPTION)?;
+                        opt_max_len(
+                            &format!("{field}.description"),
+                            &r.description,
+                            ROW_DESCRIPTION,
+                        )?;
                         if !ids.insert(r.id.as_str()) {
                             return Err(SendValidationError::DuplicateId {
                                 field: "rows".into(),

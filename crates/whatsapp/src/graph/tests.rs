@@ -25,8 +25,15 @@ struct Recorded {
     user_agent: Option<String>,
     content_type: Option<String>,
     json: Option<Value>,
-    /// (name, filename, content type, bytes) of each multipart field.
-    parts: Vec<(String, Option<String>, Option<String>, Vec<u8>)>,
+    parts: Vec<FormPart>,
+}
+
+#[derive(Debug, Clone)]
+struct FormPart {
+    name: String,
+    filename: Option<String>,
+    content_type: Option<String>,
+    data: Vec<u8>,
 }
 
 struct Fake {
@@ -116,7 +123,12 @@ async fn upload(
         let filename = field.file_name().map(str::to_owned);
         let content_type = field.content_type().map(str::to_owned);
         let data = field.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
-        r.parts.push((name, filename, content_type, data));
+        r.parts.push(FormPart {
+            name,
+            filename,
+            content_type,
+            data,
+        });
     }
     push(&fake, r);
     axum::Json(json!({ "id": "4490709327384033" })).into_response()
@@ -247,7 +259,10 @@ async fn base_url_with_trailing_slash_still_works() {
         base_url: format!("{}/", creds.base_url),
         ..creds
     };
-    client().send_message(&creds, &text("x")).await.expect("sent");
+    client()
+        .send_message(&creds, &text("x"))
+        .await
+        .expect("sent");
     assert_eq!(seen(&fake)[0].path, "/v23.0/106540352242922/messages");
 }
 
@@ -384,7 +399,9 @@ async fn mark_read_posts_a_read_receipt() {
     assert_eq!(requests[0].path, "/v23.0/106540352242922/messages");
     assert_eq!(
         requests[0].json,
-        Some(json!({ "messaging_product": "whatsapp", "status": "read", "message_id": "wamid.THEIRS" }))
+        Some(
+            json!({ "messaging_product": "whatsapp", "status": "read", "message_id": "wamid.THEIRS" })
+        )
     );
     assert_eq!(
         requests[1].json.as_ref().map(|j| &j["typing_indicator"]),
@@ -416,15 +433,15 @@ async fn upload_media_sends_multipart_fields() {
     let part = |name: &str| {
         r.parts
             .iter()
-            .find(|p| p.0 == name)
+            .find(|p| p.name == name)
             .unwrap_or_else(|| panic!("no {name} part in {:?}", r.parts))
     };
-    assert_eq!(part("messaging_product").3, b"whatsapp");
-    assert_eq!(part("type").3, b"application/pdf");
+    assert_eq!(part("messaging_product").data, b"whatsapp");
+    assert_eq!(part("type").data, b"application/pdf");
     let file = part("file");
-    assert_eq!(file.1.as_deref(), Some("boleto.pdf"));
-    assert_eq!(file.2.as_deref(), Some("application/pdf"));
-    assert_eq!(file.3, pdf.to_vec());
+    assert_eq!(file.filename.as_deref(), Some("boleto.pdf"));
+    assert_eq!(file.content_type.as_deref(), Some("application/pdf"));
+    assert_eq!(file.data, pdf.to_vec());
 }
 
 #[tokio::test]
@@ -446,7 +463,10 @@ async fn media_info_then_download_with_bearer() {
         .media_info(&creds, "4490709327384033")
         .await
         .expect("info");
-    assert_eq!(info.url, format!("{}/files/photo.jpg?mid=1&hash=abc", fake.base));
+    assert_eq!(
+        info.url,
+        format!("{}/files/photo.jpg?mid=1&hash=abc", fake.base)
+    );
     assert_eq!(info.mime_type.as_deref(), Some("image/jpeg"));
     assert_eq!(info.file_size, Some(61901));
     assert!(info.sha256.is_some());
@@ -465,10 +485,7 @@ async fn media_info_then_download_with_bearer() {
         access_token: "other".into(),
         ..creds.clone()
     };
-    let err = c
-        .download(&wrong_token, &info.url)
-        .await
-        .expect_err("401");
+    let err = c.download(&wrong_token, &info.url).await.expect_err("401");
     assert!(matches!(
         err,
         GraphError::Unexpected {
@@ -481,10 +498,7 @@ async fn media_info_then_download_with_bearer() {
 #[tokio::test]
 async fn unknown_media_is_a_graph_error() {
     let (_fake, creds) = spawn().await;
-    let err = client()
-        .media_info(&creds, "999")
-        .await
-        .expect_err("404");
+    let err = client().media_info(&creds, "999").await.expect_err("404");
     assert_eq!(err.code(), Some(100));
     assert_eq!(err.http_status(), Some(404));
 }

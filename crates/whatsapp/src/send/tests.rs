@@ -509,7 +509,11 @@ fn list_limits() {
     assert_eq!(one(rows("r", 10)).validate(), Ok(()));
     assert!(matches!(
         one(rows("r", 11)).validate(),
-        Err(SendValidationError::Count { count: 11, max: 10, .. })
+        Err(SendValidationError::Count {
+            count: 11,
+            max: 10,
+            ..
+        })
     ));
     assert!(matches!(
         one(Vec::new()).validate(),

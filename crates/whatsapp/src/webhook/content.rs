@@ -17,7 +17,9 @@ use crate::lenient;
 /// can be decoded again by the same tolerant rules.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Content {
-    Text { body: String },
+    Text {
+        body: String,
+    },
     Image(Media),
     Video(Media),
     Audio(Audio),
@@ -38,7 +40,9 @@ pub enum Content {
     /// [`InboundMessage::errors`](super::InboundMessage::errors).
     Unsupported,
     /// A type we do not know yet, or a known type with a malformed payload.
-    Unknown { kind: String },
+    Unknown {
+        kind: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -470,13 +474,15 @@ impl Interactive {
             "button_reply" => field("id")
                 .zip(field("title"))
                 .map(|(id, title)| Interactive::ButtonReply { id, title }),
-            "list_reply" => field("id")
-                .zip(field("title"))
-                .map(|(id, title)| Interactive::ListReply {
-                    id,
-                    title,
-                    description: field("description"),
-                }),
+            "list_reply" => {
+                field("id")
+                    .zip(field("title"))
+                    .map(|(id, title)| Interactive::ListReply {
+                        id,
+                        title,
+                        description: field("description"),
+                    })
+            }
             "nfm_reply" => reply.map(|r| Interactive::NfmReply {
                 name: field("name"),
                 body: field("body"),
@@ -534,8 +540,11 @@ impl Serialize for Interactive {
                 response_json,
             } => {
                 let mut reply = Map::new();
-                for (key, value) in [("name", name), ("body", body), ("response_json", response_json)]
-                {
+                for (key, value) in [
+                    ("name", name),
+                    ("body", body),
+                    ("response_json", response_json),
+                ] {
                     if let Some(v) = value {
                         reply.insert(key.into(), v.as_str().into());
                     }

@@ -288,7 +288,11 @@ impl InboundMessage {
         let Value::Object(obj) = &raw else {
             return None;
         };
-        let text = |key: &str| obj.get(key).and_then(lenient::to_string).unwrap_or_default();
+        let text = |key: &str| {
+            obj.get(key)
+                .and_then(lenient::to_string)
+                .unwrap_or_default()
+        };
         let non_null = |key: &str| obj.get(key).filter(|v| !v.is_null()).cloned();
         Some(InboundMessage {
             from: text("from"),
@@ -489,7 +493,8 @@ impl WaError {
                 .unwrap_or(Self::UNKNOWN_CODE),
             title: text(obj.get("title")),
             message: text(obj.get("message")),
-            details: text(obj.get("details")).or_else(|| text(error.pointer("/error_data/details"))),
+            details: text(obj.get("details"))
+                .or_else(|| text(error.pointer("/error_data/details"))),
         })
     }
 }

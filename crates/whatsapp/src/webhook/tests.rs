@@ -73,11 +73,17 @@ fn text_message_with_metadata_and_contact() {
     )])));
     assert_eq!(value.messaging_product.as_deref(), Some("whatsapp"));
     assert_eq!(value.metadata.phone_number_id, PNID);
-    assert_eq!(value.metadata.display_phone_number.as_deref(), Some("15550783881"));
+    assert_eq!(
+        value.metadata.display_phone_number.as_deref(),
+        Some("15550783881")
+    );
     assert_eq!(value.contacts.len(), 1);
     assert_eq!(value.contacts[0].wa_id.as_deref(), Some("5511987654321"));
     assert_eq!(
-        value.contacts[0].profile.as_ref().and_then(|p| p.name.as_deref()),
+        value.contacts[0]
+            .profile
+            .as_ref()
+            .and_then(|p| p.name.as_deref()),
         Some("Maria Souza")
     );
     let m = &value.messages[0];
@@ -91,7 +97,10 @@ fn text_message_with_metadata_and_contact() {
         }
     );
     assert_eq!(m.content.kind(), "text");
-    assert_eq!(m.content.preview_text().as_deref(), Some("Olá, preciso de ajuda 😮"));
+    assert_eq!(
+        m.content.preview_text().as_deref(),
+        Some("Olá, preciso de ajuda 😮")
+    );
     assert_eq!(m.content.media_id(), None);
     assert!(m.context.is_none() && m.referral.is_none() && m.errors.is_empty());
 }
@@ -103,8 +112,14 @@ fn escaped_emoji_in_raw_body_is_decoded() {
         r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"{PNID}"}},"messages":[{{"from":"1","id":"wamid.1","timestamp":"1","type":"text","text":{{"body":"\ud83d\ude2e"}}}}]}}}}]}}]}}"#
     );
     let env = parse_envelope(body.as_bytes()).expect("valid");
-    let value = env.entry[0].changes[0].messages().expect("messages").expect("ok");
-    assert_eq!(value.messages[0].content.preview_text().as_deref(), Some("😮"));
+    let value = env.entry[0].changes[0]
+        .messages()
+        .expect("messages")
+        .expect("ok");
+    assert_eq!(
+        value.messages[0].content.preview_text().as_deref(),
+        Some("😮")
+    );
 }
 
 #[test]
@@ -380,7 +395,10 @@ fn template_quick_reply_button() {
             text: "Falar com atendente".into()
         })
     );
-    assert_eq!(m.content.preview_text().as_deref(), Some("Falar com atendente"));
+    assert_eq!(
+        m.content.preview_text().as_deref(),
+        Some("Falar com atendente")
+    );
 }
 
 #[test]
@@ -461,7 +479,10 @@ fn system_identity_changed_keeps_identity() {
         "identity": { "acknowledged": true, "created_timestamp": 1717000000, "hash": "Sjvjlx8G6Z0=" }
     }));
     assert_eq!(
-        m.identity.as_ref().and_then(|i| i.get("hash")).and_then(Value::as_str),
+        m.identity
+            .as_ref()
+            .and_then(|i| i.get("hash"))
+            .and_then(Value::as_str),
         Some("Sjvjlx8G6Z0=")
     );
 }
@@ -671,12 +692,17 @@ fn statuses_sent_delivered_read() {
     assert_eq!(sent.recipient_id.as_deref(), Some("5511987654321"));
     assert_eq!(sent.biz_opaque_callback_data.as_deref(), Some("outbox:42"));
     assert_eq!(
-        sent.conversation.as_ref().and_then(|c| c.pointer("/origin/type")),
+        sent.conversation
+            .as_ref()
+            .and_then(|c| c.pointer("/origin/type")),
         Some(&json!("service"))
     );
     assert_eq!(value.statuses[1].status, StatusKind::Delivered);
     assert_eq!(
-        value.statuses[1].pricing.as_ref().and_then(|p| p.get("type")),
+        value.statuses[1]
+            .pricing
+            .as_ref()
+            .and_then(|p| p.get("type")),
         Some(&json!("free_customer_service"))
     );
     assert_eq!(value.statuses[2].status, StatusKind::Read);
@@ -704,7 +730,10 @@ fn status_failed_with_errors() {
     assert_eq!(failed.status, StatusKind::Failed);
     assert_eq!(failed.errors.len(), 1);
     assert_eq!(failed.errors[0].code, 131047);
-    assert_eq!(failed.errors[0].title.as_deref(), Some("Re-engagement message"));
+    assert_eq!(
+        failed.errors[0].title.as_deref(),
+        Some("Re-engagement message")
+    );
     assert!(
         failed.errors[0]
             .details
@@ -713,8 +742,14 @@ fn status_failed_with_errors() {
     );
     assert!(failed.conversation.is_none() && failed.pricing.is_none());
     let stored = serde_json::to_value(failed).expect("ser");
-    assert_eq!(stored["errors"][0]["details"], failed.errors[0].details.as_deref().unwrap_or_default());
-    assert_eq!(serde_json::from_value::<Status>(stored).expect("de"), *failed);
+    assert_eq!(
+        stored["errors"][0]["details"],
+        failed.errors[0].details.as_deref().unwrap_or_default()
+    );
+    assert_eq!(
+        serde_json::from_value::<Status>(stored).expect("de"),
+        *failed
+    );
 }
 
 #[test]
@@ -727,7 +762,10 @@ fn status_kinds_deleted_unknown_and_missing() {
     ])));
     assert_eq!(value.statuses.len(), 3);
     assert_eq!(value.statuses[0].status, StatusKind::Deleted);
-    assert_eq!(value.statuses[1].status, StatusKind::Other("warning".into()));
+    assert_eq!(
+        value.statuses[1].status,
+        StatusKind::Other("warning".into())
+    );
     assert_eq!(value.statuses[1].status.as_str(), "warning");
     assert_eq!(value.statuses[1].timestamp_secs(), Some(2));
     assert_eq!(value.statuses[2].status.as_str(), "");
@@ -799,7 +837,10 @@ fn batched_envelope_with_several_entries_and_changes() {
     assert_eq!(env.entry[0].id, "WABA_1");
     assert_eq!(env.entry[0].time, None);
     assert_eq!(env.entry[1].time, Some(1_717_000_000));
-    assert_eq!(env.phone_number_ids(), vec![PNID.to_owned(), other.to_owned()]);
+    assert_eq!(
+        env.phone_number_ids(),
+        vec![PNID.to_owned(), other.to_owned()]
+    );
 
     let template_change = &env.entry[1].changes[0];
     assert_eq!(template_change.field, "message_template_status_update");
@@ -848,7 +889,10 @@ fn envelope_rejections() {
         (br#"{"object":"page","entry":[]}"#, false),
         (br#"{"object":7,"entry":[]}"#, false),
         (br#"{"object":"whatsapp_business_account"}"#, false),
-        (br#"{"object":"whatsapp_business_account","entry":{}}"#, false),
+        (
+            br#"{"object":"whatsapp_business_account","entry":{}}"#,
+            false,
+        ),
     ];
     for &(body, is_json_error) in cases {
         match parse_envelope(body) {
@@ -909,7 +953,10 @@ fn content_serde_uses_meta_shape() {
         json!({ "type": "text", "text": { "body": "oi" } })
     );
     assert_eq!(
-        serde_json::to_value(Content::Unknown { kind: "poll".into() }).expect("ser"),
+        serde_json::to_value(Content::Unknown {
+            kind: "poll".into()
+        })
+        .expect("ser"),
         json!({ "type": "poll" })
     );
 }
@@ -918,12 +965,47 @@ fn content_serde_uses_meta_shape() {
 
 /// Keys that steer arbitrary JSON into the parser's interesting branches.
 const KEYS: &[&str] = &[
-    "object", "entry", "changes", "field", "value", "metadata", "phone_number_id", "messages",
-    "statuses", "contacts", "errors", "type", "text", "body", "image", "id", "audio", "voice",
-    "location", "latitude", "longitude", "interactive", "button_reply", "list_reply",
-    "nfm_reply", "response_json", "reaction", "emoji", "message_id", "order", "product_items",
-    "system", "context", "code", "error_data", "details", "status", "timestamp", "profile",
-    "name", "x",
+    "object",
+    "entry",
+    "changes",
+    "field",
+    "value",
+    "metadata",
+    "phone_number_id",
+    "messages",
+    "statuses",
+    "contacts",
+    "errors",
+    "type",
+    "text",
+    "body",
+    "image",
+    "id",
+    "audio",
+    "voice",
+    "location",
+    "latitude",
+    "longitude",
+    "interactive",
+    "button_reply",
+    "list_reply",
+    "nfm_reply",
+    "response_json",
+    "reaction",
+    "emoji",
+    "message_id",
+    "order",
+    "product_items",
+    "system",
+    "context",
+    "code",
+    "error_data",
+    "details",
+    "status",
+    "timestamp",
+    "profile",
+    "name",
+    "x",
 ];
 
 fn arb_json() -> impl Strategy<Value = Value> {
@@ -956,9 +1038,24 @@ fn arb_json() -> impl Strategy<Value = Value> {
 }
 
 const KINDS: &[&str] = &[
-    "text", "image", "video", "audio", "document", "sticker", "location", "contacts",
-    "interactive", "button", "reaction", "order", "system", "request_welcome", "unsupported",
-    "unknown", "poll", "",
+    "text",
+    "image",
+    "video",
+    "audio",
+    "document",
+    "sticker",
+    "location",
+    "contacts",
+    "interactive",
+    "button",
+    "reaction",
+    "order",
+    "system",
+    "request_welcome",
+    "unsupported",
+    "unknown",
+    "poll",
+    "",
 ];
 
 fn arb_message() -> impl Strategy<Value = Value> {

@@ -1,0 +1,302 @@
+//! The one road out: every sender (agents through the API, the bot, surveys, broadcasts) enqueues
+//! through [`Outbound::enqueue`]; sender workers drain the outbox through the per-number rate
+//! limiter into the Graph API, retrying what Meta says may succeed later and failing the rest with a
+//! reason the agent can read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::status::DeliveryStatus;
+use store::Store;
+use store::outbox::{Enqueued, NewOutbound, OutboxJob};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use whatsapp::errors::{Disposition, GraphError, explain_pt_br};
+use whatsapp::graph::GraphClient;
+use whatsapp::send::{MediaRef, OutboundContent, OutboundMessage};
+
+use crate::channels::{Channel, ChannelRegistry};
+use crate::live::{Live, Notice};
+use crate::media_files::MediaFiles;
+
+/// A job that keeps failing in a retryable way gives up after this long (Meta keeps a customer
+/// waiting no better than a clear failure would).
+const MAX_RETRY_AGE_MS: i64 = 60 * 60 * 1000;
+const LEASE_MS: i64 = 120_000;
+const MAX_IN_FLIGHT: usize = 256;
+
+/// Enqueues messages and wakes the senders.
+#[derive(Clone)]
+pub struct Outbound {
+    store: Store,
+    live: Live,
+    wake: Arc<Notify>,
+}
+
+impl Outbound {
+    pub fn new(store: Store, live: Live, wake: Arc<Notify>) -> Outbound {
+        Outbound { store, live, wake }
+    }
+
+    /// Writes the message and its job in one transaction and wakes a sender. With an idempotency
+    /// key, a repeated call returns the first message and sends nothing.
+    pub async fn enqueue(&self, new: NewOutbound) -> store::Result<Enqueued> {
+        let enqueued = self.store.enqueue_outbound(&new).await?;
+        if let Enqueued::Created(m) = &enqueued {
+            self.live.publish(Notice::MessageCreated {
+                conversation_id: m.conversation_id,
+                message_id: m.id,
+            });
+            self.wake.notify_one();
+        }
+        Ok(enqueued)
+    }
+}
+
+/// The effective pacing for a configured rate: a small burst and a slightly lower refill so that no
+/// one-second window ever holds more than `configured` sends, while the sustained rate stays above
+/// 95% of it.
+pub fn pacing(configured: i64) -> (f64, f64) {
+    let configured = configured.clamp(1, 1000) as f64;
+    let burst = (configured * 0.03).max(domain::rate::min_burst_for(configured)).min(configured);
+    let rate = (configured - burst).max(configured * 0.5) * 0.995;
+    (rate, burst)
+}
+
+#[derive(Clone)]
+pub struct SenderWorker {
+    pub store: Store,
+    pub channels: ChannelRegistry,
+    pub graph: GraphClient,
+    pub files: MediaFiles,
+    pub live: Live,
+    pub wake: Arc<Notify>,
+    pub worker_id: String,
+}
+
+impl SenderWorker {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        loop {
+            let pause = match self.round(&permits).await {
+                Ok(pause) => pause,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "sender round failed");
+                    Duration::from_secs(1)
+                }
+            };
+            if pause.is_zero() {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Claims and starts what the rate limits allow; returns how long to wait before the next round.
+    async fn round(&self, permits: &Arc<Semaphore>) -> anyhow::Result<Duration> {
+        let mut pause = Duration::from_secs(1);
+        for channel_id in self.store.outbox_ready_channels().await? {
+            let Some(channel) = self.channels.by_id(channel_id) else { continue };
+            if !channel.enabled || !channel.healthy {
+                continue;
+            }
+            let free = permits.available_permits().min(64) as u32;
+            if free == 0 {
+                return Ok(Duration::from_millis(5));
+            }
+            let (rate, burst) = pacing(channel.rate_limit_per_sec);
+            let (granted, wait_ms) = self.store.take_rate_tokens(channel.id, free, rate, burst).await?;
+            if granted == 0 {
+                pause = pause.min(Duration::from_millis(wait_ms.clamp(1, 1000)));
+                continue;
+            }
+            let jobs = self
+                .store
+                .claim_outbox(channel.id, i64::from(granted), &self.worker_id, LEASE_MS)
+                .await?;
+            let unused = granted.saturating_sub(jobs.len() as u32);
+            self.store.refund_rate_tokens(channel.id, unused, burst).await?;
+            if unused == 0 {
+                // The bucket, not the queue, stopped us: come back as soon as a token refills.
+                pause = Duration::ZERO;
+            }
+            for job in jobs {
+                let permit = permits.clone().acquire_owned().await?;
+                let worker = self.clone();
+                let channel = channel.clone();
+                tokio::spawn(async move {
+                    worker.send(&channel, job).await;
+                    drop(permit);
+                    // The recipient's next message may now go.
+                    worker.wake.notify_one();
+                });
+            }
+        }
+        Ok(pause)
+    }
+
+    async fn send(&self, channel: &Channel, job: OutboxJob) {
+        let message_id = job.message.id;
+        let conversation_id = job.message.conversation_id;
+        match self.try_send(channel, &job).await {
+            Ok(wamid) => match self.store.complete_outbox_sent(job.id, message_id, &wamid).await {
+                Ok(status) => self.publish_status(conversation_id, message_id, status),
+                Err(e) => tracing::error!(message_id, error = %e, "sent but not recorded"),
+            },
+            Err(SendFailure::Graph(e)) => self.handle_graph_error(channel, &job, e).await,
+            Err(SendFailure::Local(reason)) => {
+                tracing::warn!(message_id, %reason, "message cannot be sent");
+                let detail = format!("Não foi possível enviar: {reason}");
+                if let Err(e) = self.store.fail_outbox(job.id, message_id, None, "invalid_message", &detail).await {
+                    tracing::error!(message_id, error = %e, "cannot record failure");
+                }
+                self.publish_status(conversation_id, message_id, DeliveryStatus::Failed);
+            }
+        }
+    }
+
+    async fn try_send(&self, channel: &Channel, job: &OutboxJob) -> Result<String, SendFailure> {
+        let mut content: OutboundContent = serde_json::from_str(&job.message.content)
+            .map_err(|e| SendFailure::Local(format!("stored content is not a message: {e}")))?;
+        if let Some(media_id) = job.message.media_id {
+            let wa_media_id = self.uploaded_media_id(channel, media_id).await?;
+            set_media(&mut content, wa_media_id);
+        }
+        let message = OutboundMessage {
+            to: job.recipient.clone(),
+            reply_to: job.message.reply_to_wamid.clone(),
+            content,
+        };
+        let response = self
+            .graph
+            .send_message(&channel.creds(), &message)
+            .await
+            .map_err(SendFailure::Graph)?;
+        Ok(response.wamid)
+    }
+
+    /// Meta's id for our file on this channel, uploading it the first time.
+    async fn uploaded_media_id(&self, channel: &Channel, media_id: i64) -> Result<String, SendFailure> {
+        let media = self
+            .store
+            .media(media_id)
+            .await
+            .map_err(|e| SendFailure::Local(e.to_string()))?
+            .ok_or_else(|| SendFailure::Local("the attached file no longer exists".into()))?;
+        if let (Some(wa_id), Some(ch)) = (&media.wa_media_id, media.channel_id)
+            && ch == channel.id
+        {
+            return Ok(wa_id.clone());
+        }
+        let key = media
+            .storage_key
+            .as_deref()
+            .ok_or_else(|| SendFailure::Local("the attached file is not stored".into()))?;
+        let bytes = self.files.get(key).await.map_err(|e| SendFailure::Local(e.to_string()))?;
+        let mime = media.mime_type.as_deref().unwrap_or("application/octet-stream");
+        let filename = media.filename.as_deref().unwrap_or("arquivo");
+        let wa_id = self
+            .graph
+            .upload_media(&channel.creds(), bytes, mime, filename)
+            .await
+            .map_err(SendFailure::Graph)?;
+        self.store
+            .set_media_upload(media_id, channel.id, &wa_id)
+            .await
+            .map_err(|e| SendFailure::Local(e.to_string()))?;
+        Ok(wa_id)
+    }
+
+    async fn handle_graph_error(&self, channel: &Channel, job: &OutboxJob, error: GraphError) {
+        let message_id = job.message.id;
+        let code = error.code();
+        let now = store::now_ms();
+        let outcome = match error.disposition() {
+            Disposition::Retry { min_delay_secs, max_attempts }
+                if job.attempts < i64::from(max_attempts) && now - job.created_at < MAX_RETRY_AGE_MS =>
+            {
+                let delay = domain::backoff::backoff_delay_ms(
+                    u32::try_from(job.attempts).unwrap_or(u32::MAX),
+                    500,
+                    60_000,
+                    min_delay_secs * 1000,
+                    rand::random::<f64>(),
+                );
+                tracing::info!(message_id, attempt = job.attempts, delay_ms = delay, error = %error, "send will be retried");
+                self.store.retry_outbox(job.id, now + i64::try_from(delay).unwrap_or(60_000), &error.to_string()).await
+            }
+            disposition => {
+                if disposition == Disposition::InvalidToken {
+                    tracing::error!(channel_id = channel.id, "Meta refused the channel's access token; channel marked unhealthy");
+                    let note = "O token de acesso foi recusado pela Meta (expirado ou inválido). Atualize-o no canal.";
+                    if let Err(e) = self.store.set_channel_health(channel.id, false, Some(note)).await {
+                        tracing::error!(error = %e, "cannot mark channel unhealthy");
+                    }
+                    if let Err(e) = self.channels.reload().await {
+                        tracing::error!(error = %e, "cannot reload channels");
+                    }
+                }
+                tracing::warn!(message_id, code = ?code, error = %error, "message failed");
+                let title = code.map(|c| c.to_string()).unwrap_or_else(|| "error".into());
+                let detail = code.map(explain_pt_br).unwrap_or_else(|| {
+                    format!("Falha ao enviar depois de {} tentativas: {error}", job.attempts)
+                });
+                let result = self.store.fail_outbox(job.id, message_id, code, &title, &detail).await;
+                self.publish_status(job.message.conversation_id, message_id, DeliveryStatus::Failed);
+                result
+            }
+        };
+        if let Err(e) = outcome {
+            tracing::error!(message_id, error = %e, "cannot record send outcome");
+        }
+    }
+
+    fn publish_status(&self, conversation_id: i64, message_id: i64, status: DeliveryStatus) {
+        self.live.publish(Notice::MessageStatus {
+            conversation_id,
+            message_id,
+            status: status.as_str().to_owned(),
+        });
+    }
+}
+
+enum SendFailure {
+    Graph(GraphError),
+    /// Our side cannot build the request; retrying will not help.
+    Local(String),
+}
+
+fn set_media(content: &mut OutboundContent, wa_media_id: String) {
+    let id = MediaRef::Id(wa_media_id);
+    match content {
+        OutboundContent::Image { media, .. }
+        | OutboundContent::Video { media, .. }
+        | OutboundContent::Audio { media }
+        | OutboundContent::Document { media, .. }
+        | OutboundContent::Sticker { media } => *media = id,
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pacing;
+
+    #[test]
+    fn pacing_never_exceeds_and_reaches_95_percent() {
+        for configured in [1, 2, 10, 80, 250, 1000] {
+            let (rate, burst) = pacing(configured);
+            let c = configured as f64;
+            assert!(rate + burst <= c + 1e-9, "{configured}: {rate} + {burst}");
+            if configured >= 50 {
+                assert!(rate >= 0.95 * c, "{configured}: {rate}");
+            }
+            assert!(burst >= 1.0);
+        }
+    }
+}

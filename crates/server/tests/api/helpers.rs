@@ -1,0 +1,304 @@
+//! One place for what every API test needs: `spawn_app`, signed webhooks, authenticated API calls
+//! and deadline-bounded waits.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use graph_sim::{Customer, GraphSim, SimConfig, WebhookBuilder};
+use serde_json::Value;
+use server::app::{AppState, Application};
+use server::config::Config;
+use store::Store;
+use store::channels::NewChannel;
+
+pub const PHONE_NUMBER_ID: &str = "106540352242922";
+pub const WABA_ID: &str = "102290129340398";
+pub const APP_SECRET: &str = "test-app-secret";
+pub const ACCESS_TOKEN: &str = "EAAtest-access-token";
+pub const VERIFY_TOKEN: &str = "verify-me";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per backend for each async fn taking a `TestApp`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub state: AppState,
+    pub store: Store,
+    pub sim: GraphSim,
+    pub channel_id: i64,
+    pub builder: WebhookBuilder,
+    pub http: reqwest::Client,
+    /// An admin API token, for calls that are not about authentication itself.
+    pub token: String,
+    pub admin_email: String,
+    pub admin_password: String,
+    _data_dir: tempfile::TempDir,
+    _pg: Option<PgDatabase>,
+}
+
+/// The PostgreSQL URL tests use, or None (with a printed notice) when PostgreSQL is unreachable and
+/// this is not CI. Under CI=true an unreachable PostgreSQL fails the test.
+pub async fn postgres_admin_url() -> Option<String> {
+    let url = std::env::var("ATENDE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    match tokio::time::timeout(Duration::from_secs(5), sqlx::PgPool::connect(&url)).await {
+        Ok(Ok(pool)) => {
+            pool.close().await;
+            Some(url)
+        }
+        outcome => {
+            let why = match outcome {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".to_owned(),
+            };
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("PostgreSQL is required under CI=true but {url} is unreachable: {why}");
+            }
+            eprintln!("NOTICE: skipping a PostgreSQL test: {url} is unreachable ({why})");
+            None
+        }
+    }
+}
+
+/// A fresh database for one test, dropped when the test ends.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub async fn create(admin_url: &str) -> PgDatabase {
+        let name = format!("atende_test_{}", uuid::Uuid::new_v4().simple());
+        let pool = sqlx::PgPool::connect(admin_url).await.expect("connect to PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .expect("create test database");
+        pool.close().await;
+        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
+        PgDatabase { admin_url: admin_url.to_owned(), url: format!("{base}/{name}"), name }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop cannot await; a short-lived runtime on its own thread does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(&admin_url).await {
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
+                        pool.close().await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// The database URL for a fresh test database of `backend`, or None when skipped.
+pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> Option<(String, Option<PgDatabase>)> {
+    match backend {
+        Backend::Sqlite => Some((format!("sqlite://{}", dir.join("atende.db").display()), None)),
+        Backend::Postgres => {
+            let admin = postgres_admin_url().await?;
+            let db = PgDatabase::create(&admin).await;
+            Some((db.url.clone(), Some(db)))
+        }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    init_tracing();
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let (database_url, pg) = fresh_database(backend, data_dir.path()).await?;
+    let config = Config::for_tests(data_dir.path(), &database_url);
+    let admin_email = config.admin_email.clone();
+    let application = Application::build(config).await.expect("build app");
+    let admin_password = application.first_admin_password().expect("first admin").to_owned();
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let state = application.state();
+    tokio::spawn(application.run_until_stopped());
+
+    let mut sim_config = SimConfig::new(APP_SECRET, ACCESS_TOKEN, PHONE_NUMBER_ID);
+    sim_config.webhook_url = Some(format!("{address}/webhooks/whatsapp"));
+    sim_config.phone_numbers[0].waba_id = WABA_ID.to_owned();
+    let sim = GraphSim::start(sim_config).await.expect("start graph-sim");
+    let secrets = state.channels.secrets();
+    let channel = state
+        .store
+        .create_channel(&NewChannel {
+            name: "Atendimento".into(),
+            phone_number_id: PHONE_NUMBER_ID.into(),
+            waba_id: WABA_ID.into(),
+            display_phone_number: Some("5511900000000".into()),
+            access_token_enc: secrets.encrypt(ACCESS_TOKEN),
+            app_secret_enc: secrets.encrypt(APP_SECRET),
+            verify_token_enc: secrets.encrypt(VERIFY_TOKEN),
+            graph_base_url: sim.base_url(),
+            rate_limit_per_sec: 80,
+            mark_read: true,
+            is_simulator: false,
+        })
+        .await
+        .expect("create channel");
+    state.channels.reload().await.expect("reload channels");
+    let token = server::passwords::random_token();
+    state
+        .store
+        .create_api_token("tests", &server::passwords::token_hash(&token))
+        .await
+        .expect("token");
+
+    Some(TestApp {
+        address,
+        store: state.store.clone(),
+        state,
+        sim,
+        channel_id: channel.id,
+        builder: WebhookBuilder::new(WABA_ID, PHONE_NUMBER_ID, "5511900000000"),
+        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+        token,
+        admin_email,
+        admin_password,
+        _data_dir: data_dir,
+        _pg: pg,
+    })
+}
+
+fn init_tracing() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
+        }
+    });
+}
+
+impl TestApp {
+    pub fn customer(&self, wa_id: &str, name: &str) -> Customer {
+        Customer::new(wa_id, name)
+    }
+
+    /// POSTs `payload` to the webhook as Meta does (Meta's JSON escaping, signed with the app secret).
+    pub async fn post_webhook(&self, payload: &Value) -> reqwest::Response {
+        let body = graph_sim::to_meta_json(payload);
+        self.post_webhook_bytes(&body, Some(&graph_sim::sign(APP_SECRET, &body))).await
+    }
+
+    pub async fn post_webhook_bytes(&self, body: &[u8], signature: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/webhooks/whatsapp", self.address))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(sig) = signature {
+            req = req.header("x-hub-signature-256", sig);
+        }
+        req.send().await.expect("webhook request")
+    }
+
+    /// GET an API path with the admin token; panics unless 200.
+    pub async fn api_get(&self, path: &str) -> Value {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("api request");
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    pub async fn api_post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .expect("api request")
+    }
+
+    /// Waits (bounded) until every stored webhook has been processed.
+    pub async fn inbox_drained(&self) {
+        let store = self.store.clone();
+        wait_until("the inbox to drain", Duration::from_secs(20), || {
+            let store = store.clone();
+            async move { store.inbox_counts().await.map(|(pending, _, _)| pending == 0).unwrap_or(false) }
+        })
+        .await;
+    }
+
+    /// The messages of the (single open) conversation of `wa_id`.
+    pub async fn messages_of(&self, wa_id: &str) -> Vec<Value> {
+        let list = self.api_get("/api/conversations?limit=500").await;
+        let conversation = list["conversations"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["contact_wa_id"] == wa_id))
+            .unwrap_or_else(|| panic!("no conversation for {wa_id}: {list}"))
+            .clone();
+        let page = self
+            .api_get(&format!("/api/conversations/{}/messages?limit=200", conversation["id"]))
+            .await;
+        page["messages"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// Polls `check` until it is true or `timeout` passes (then panics naming `what`). Not a sleep:
+/// it returns as soon as the condition holds.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}

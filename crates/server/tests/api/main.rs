@@ -1,0 +1,6 @@
+//! API tests: each spawns Atende on a random port with a fresh database (SQLite file or a new
+//! PostgreSQL database) and a graph-sim standing in for Meta, and drives it over real HTTP.
+
+mod helpers;
+
+mod webhook;

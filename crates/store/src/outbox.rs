@@ -1,0 +1,440 @@
+//! The outbound road: a message row and its outbox job written together, claimed by sender workers
+//! in per-recipient order, paced by a per-number token bucket that lives in the database so that
+//! every worker of every instance shares it.
+
+use domain::rate::{TokenBucket, try_take};
+use domain::status::DeliveryStatus;
+
+use crate::conversations::{MESSAGE_COLUMNS, MessageRecord};
+use crate::{Backend, Result, Store, StoreError, now_ms, on_read, on_write};
+
+/// A message to send, as the API, the bot or a worker wrote it.
+#[derive(Debug, Clone)]
+pub struct NewOutbound {
+    pub conversation_id: i64,
+    /// "agent", "bot", "system", "integration"
+    pub author: String,
+    pub author_user_id: Option<i64>,
+    pub kind: String,
+    pub body: Option<String>,
+    /// `whatsapp::send::OutboundContent` as JSON.
+    pub content_json: String,
+    pub reply_to_wamid: Option<String>,
+    pub media_id: Option<i64>,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Enqueued {
+    Created(MessageRecord),
+    /// The idempotency key was used before: this is the first message, nothing new is sent.
+    Existing(MessageRecord),
+}
+
+impl Enqueued {
+    pub fn message(&self) -> &MessageRecord {
+        match self {
+            Enqueued::Created(m) | Enqueued::Existing(m) => m,
+        }
+    }
+}
+
+/// A claimed job with what the sender needs.
+#[derive(Debug, Clone)]
+pub struct OutboxJob {
+    pub id: i64,
+    pub recipient: String,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub message: MessageRecord,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    id: i64,
+    message_id: i64,
+    recipient: String,
+    attempts: i64,
+    created_at: i64,
+}
+
+impl Store {
+    /// Writes the message (state `queued`) and its outbox job in one transaction.
+    pub async fn enqueue_outbound(&self, new: &NewOutbound) -> Result<Enqueued> {
+        if let Some(key) = &new.idempotency_key
+            && let Some(existing) = self.message_by_idempotency_key(new.conversation_id, key).await?
+        {
+            return Ok(Enqueued::Existing(existing));
+        }
+        let now = now_ms();
+        let result: Result<i64, sqlx::Error> = on_write!(self, pool => {
+            async {
+                let mut tx = pool.begin().await?;
+                let target: Option<(i64, String)> = sqlx::query_as(
+                    "SELECT c.channel_id, ct.wa_id FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+                     WHERE c.id = $1",
+                )
+                .bind(new.conversation_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((channel_id, recipient)) = target else {
+                    return Err(sqlx::Error::RowNotFound);
+                };
+                let message_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO messages (conversation_id, channel_id, direction, author, author_user_id, kind,
+                        body, content, reply_to_wamid, status, media_id, idempotency_key, created_at, updated_at)
+                     VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $11) RETURNING id",
+                )
+                .bind(new.conversation_id)
+                .bind(channel_id)
+                .bind(&new.author)
+                .bind(new.author_user_id)
+                .bind(&new.kind)
+                .bind(&new.body)
+                .bind(&new.content_json)
+                .bind(&new.reply_to_wamid)
+                .bind(new.media_id)
+                .bind(&new.idempotency_key)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO outbox (message_id, channel_id, recipient, state, next_attempt_at, created_at)
+                     VALUES ($1, $2, $3, 'pending', $4, $4)",
+                )
+                .bind(message_id)
+                .bind(channel_id)
+                .bind(&recipient)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE conversations SET last_message_at = $2 WHERE id = $1")
+                    .bind(new.conversation_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, 'message.created', $2, $3)")
+                    .bind(now)
+                    .bind(new.conversation_id)
+                    .bind(format!("{{\"message_id\":{message_id}}}"))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(message_id)
+            }
+            .await
+        });
+        match result {
+            Ok(id) => Ok(Enqueued::Created(self.message(id).await?.ok_or(StoreError::NotFound)?)),
+            Err(sqlx::Error::RowNotFound) => Err(StoreError::NotFound),
+            // Two requests with one key raced: the loser returns the winner's message.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                let key = new.idempotency_key.as_deref().unwrap_or_default();
+                let existing = self
+                    .message_by_idempotency_key(new.conversation_id, key)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                Ok(Enqueued::Existing(existing))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn message_by_idempotency_key(&self, conversation_id: i64, key: &str) -> Result<Option<MessageRecord>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND idempotency_key = $2"
+        );
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(conversation_id)
+                .bind(key)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Channels that have jobs due now.
+    pub async fn outbox_ready_channels(&self) -> Result<Vec<i64>> {
+        let now = now_ms();
+        Ok(on_read!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT DISTINCT channel_id FROM outbox
+                 WHERE (state = 'pending' AND next_attempt_at <= $1)
+                    OR (state = 'inflight' AND locked_until < $1)",
+            )
+            .bind(now)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Claims up to `limit` due jobs of a channel, at most one per recipient and only the oldest
+    /// unfinished one of each recipient, so a customer receives messages in the order written.
+    /// A job whose lease expired (its worker died) is claimable again.
+    pub async fn claim_outbox(&self, channel_id: i64, limit: i64, worker: &str, lease_ms: i64) -> Result<Vec<OutboxJob>> {
+        let now = now_ms();
+        let lock = match self.backend() {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET state = 'inflight', locked_by = $3, locked_until = $4, attempts = attempts + 1
+             WHERE id IN (
+                SELECT o.id FROM outbox o
+                WHERE o.channel_id = $1 AND o.next_attempt_at <= $5
+                  AND (o.state = 'pending' OR (o.state = 'inflight' AND o.locked_until < $5))
+                  AND NOT EXISTS (
+                      SELECT 1 FROM outbox p
+                      WHERE p.channel_id = o.channel_id AND p.recipient = o.recipient
+                        AND p.state IN ('pending', 'inflight') AND p.id < o.id)
+                ORDER BY o.id LIMIT $2 {lock})
+             RETURNING id, message_id, recipient, attempts, created_at"
+        );
+        let mut rows: Vec<ClaimedRow> = on_write!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(channel_id)
+                .bind(limit)
+                .bind(worker)
+                .bind(now + lease_ms)
+                .bind(now)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.sort_by_key(|r| r.id);
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let message = self.message(row.message_id).await?.ok_or(StoreError::NotFound)?;
+            jobs.push(OutboxJob {
+                id: row.id,
+                recipient: row.recipient,
+                attempts: row.attempts,
+                created_at: row.created_at,
+                message,
+            });
+        }
+        Ok(jobs)
+    }
+
+    /// Records Meta's acceptance: the wamid, status `sent` (or further, when status webhooks for
+    /// this wamid already arrived), job done. Returns the message's new status.
+    pub async fn complete_outbox_sent(&self, job_id: i64, message_id: i64, wamid: &str) -> Result<DeliveryStatus> {
+        let now = now_ms();
+        let status = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let (channel_id, conversation_id): (i64, i64) =
+                sqlx::query_as("SELECT channel_id, conversation_id FROM messages WHERE id = $1")
+                    .bind(message_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let early: Vec<(String, Option<i64>, Option<String>, Option<String>)> = sqlx::query_as(
+                "SELECT status, error_code, error_title, error_detail FROM wa_statuses
+                 WHERE channel_id = $1 AND wamid = $2",
+            )
+            .bind(channel_id)
+            .bind(wamid)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut status = DeliveryStatus::Sent;
+            let mut error = (None, None, None);
+            for (s, code, title, detail) in early {
+                if let Some(s) = DeliveryStatus::parse(&s) {
+                    status = status.advance(s);
+                    if s == DeliveryStatus::Failed {
+                        error = (code, title, detail);
+                    }
+                }
+            }
+            sqlx::query(
+                "UPDATE messages SET wamid = $2, status = $3, updated_at = $4,
+                    error_code = $5, error_title = $6, error_detail = $7 WHERE id = $1",
+            )
+            .bind(message_id)
+            .bind(wamid)
+            .bind(status.as_str())
+            .bind(now)
+            .bind(error.0)
+            .bind(&error.1)
+            .bind(&error.2)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE outbox SET state = 'done', locked_until = NULL WHERE id = $1")
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, 'message.status', $2, $3)")
+                .bind(now)
+                .bind(conversation_id)
+                .bind(format!("{{\"message_id\":{message_id},\"status\":\"{}\"}}", status.as_str()))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            status
+        });
+        Ok(status)
+    }
+
+    /// Puts a job back for another attempt at `next_attempt_at`.
+    pub async fn retry_outbox(&self, job_id: i64, next_attempt_at: i64, error: &str) -> Result<()> {
+        on_write!(self, pool => {
+            sqlx::query(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = $2, last_error = $3, locked_until = NULL
+                 WHERE id = $1",
+            )
+            .bind(job_id)
+            .bind(next_attempt_at)
+            .bind(error)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Gives up on a job: the message is failed with a reason the agent will read.
+    pub async fn fail_outbox(
+        &self,
+        job_id: i64,
+        message_id: i64,
+        code: Option<i64>,
+        title: &str,
+        detail: &str,
+    ) -> Result<()> {
+        let now = now_ms();
+        on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE outbox SET state = 'failed', last_error = $2, locked_until = NULL WHERE id = $1")
+                .bind(job_id)
+                .bind(detail)
+                .execute(&mut *tx)
+                .await?;
+            let conversation_id: i64 = sqlx::query_scalar(
+                "UPDATE messages SET status = 'failed', error_code = $2, error_title = $3, error_detail = $4,
+                    updated_at = $5 WHERE id = $1 RETURNING conversation_id",
+            )
+            .bind(message_id)
+            .bind(code)
+            .bind(title)
+            .bind(detail)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, 'message.status', $2, $3)")
+                .bind(now)
+                .bind(conversation_id)
+                .bind(format!("{{\"message_id\":{message_id},\"status\":\"failed\"}}"))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Takes up to `want` tokens from the channel's bucket. Returns how many were granted and, when
+    /// none, how long to wait for the next one.
+    pub async fn take_rate_tokens(
+        &self,
+        channel_id: i64,
+        want: u32,
+        rate_per_sec: f64,
+        burst: f64,
+    ) -> Result<(u32, u64)> {
+        let now = now_ms();
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let select = format!("SELECT tokens, updated_ms FROM rate_buckets WHERE channel_id = $1{lock}");
+        let outcome = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO rate_buckets (channel_id, tokens, updated_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (channel_id) DO NOTHING",
+            )
+            .bind(channel_id)
+            .bind(burst.max(1.0))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let (tokens, updated_ms): (f64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(select))
+                .bind(channel_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let mut bucket = TokenBucket { tokens, updated_ms };
+            let mut granted = 0u32;
+            let mut wait_ms = 0u64;
+            while granted < want {
+                match try_take(bucket, now, rate_per_sec, burst) {
+                    Ok(next) => {
+                        bucket = next;
+                        granted += 1;
+                    }
+                    Err(wait) => {
+                        wait_ms = wait;
+                        break;
+                    }
+                }
+            }
+            if granted > 0 {
+                sqlx::query("UPDATE rate_buckets SET tokens = $2, updated_ms = $3 WHERE channel_id = $1")
+                    .bind(channel_id)
+                    .bind(bucket.tokens)
+                    .bind(bucket.updated_ms)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            (granted, wait_ms)
+        });
+        Ok(outcome)
+    }
+
+    /// Gives back tokens that were taken but not used (fewer jobs than tokens), up to `burst`.
+    pub async fn refund_rate_tokens(&self, channel_id: i64, n: u32, burst: f64) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        on_write!(self, pool => {
+            sqlx::query(
+                "UPDATE rate_buckets SET tokens = CASE WHEN tokens + $2 > $3 THEN $3 ELSE tokens + $2 END
+                 WHERE channel_id = $1",
+            )
+            .bind(channel_id)
+            .bind(f64::from(n))
+            .bind(burst.max(1.0))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// (pending, inflight, done, failed) jobs, for tests and health.
+    pub async fn outbox_counts(&self) -> Result<(i64, i64, i64, i64)> {
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(
+                "SELECT
+                    COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0),
+                    COALESCE(SUM(CASE WHEN state = 'inflight' THEN 1 ELSE 0 END), 0),
+                    COALESCE(SUM(CASE WHEN state = 'done' THEN 1 ELSE 0 END), 0),
+                    COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0)
+                 FROM outbox",
+            )
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+
+    /// The last inbound message time of a conversation's contact on its channel (the 24 h window).
+    pub async fn contact_last_inbound(&self, conversation_id: i64) -> Result<Option<i64>> {
+        let row: Option<Option<i64>> = on_read!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT ct.last_inbound_at FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+                 WHERE c.id = $1",
+            )
+            .bind(conversation_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.ok_or(StoreError::NotFound)
+    }
+}
