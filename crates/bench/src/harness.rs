@@ -112,10 +112,6 @@ impl Harness {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    pub fn database_url(&self) -> &str {
-        self.database.url()
-    }
-
     /// Registers the channel (encrypting its secrets like the API does) and reloads the cache, so
     /// its webhooks are accepted.
     pub async fn add_channel(&self, spec: &ChannelSpec) -> anyhow::Result<i64> {
@@ -156,6 +152,57 @@ impl Harness {
         self.state.store.close().await;
         drop_database(&self.database).await;
         served
+    }
+}
+
+impl Harness {
+    /// Runs a read-only query returning pairs of integers on a separate connection (for
+    /// measurements the store API does not expose).
+    pub async fn query_pairs(
+        &self,
+        sql: &'static str,
+        a: i64,
+        b: i64,
+    ) -> anyhow::Result<Vec<(i64, i64)>> {
+        let rows = match &self.database {
+            Database::Sqlite { url } => {
+                let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
+                let mut conn = sqlx::SqliteConnection::connect_with(&options.read_only(true)).await?;
+                let rows = sqlx::query_as(sql).bind(a).bind(b).fetch_all(&mut conn).await?;
+                let _ = conn.close().await;
+                rows
+            }
+            Database::Postgres { url, .. } => {
+                let mut conn = sqlx::PgConnection::connect(url).await?;
+                let rows = sqlx::query_as(sql).bind(a).bind(b).fetch_all(&mut conn).await?;
+                let _ = conn.close().await;
+                rows
+            }
+        };
+        Ok(rows)
+    }
+
+    /// Gives the lease `name` to `holder` until `expires_at` (unix ms) whoever holds it now: a
+    /// diagnostic lever to keep a worker idle (the inbox processor skips its work while another
+    /// holder has the "inbox" lease). `expires_at = 0` hands it back.
+    pub async fn force_lease(&self, name: &str, holder: &str, expires_at: i64) -> anyhow::Result<()> {
+        const SQL: &str = "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at";
+        match &self.database {
+            Database::Sqlite { url } => {
+                let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
+                let options = options.busy_timeout(Duration::from_secs(10));
+                let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+                sqlx::query(SQL).bind(name).bind(holder).bind(expires_at).execute(&mut conn).await?;
+                let _ = conn.close().await;
+            }
+            Database::Postgres { url, .. } => {
+                let mut conn = sqlx::PgConnection::connect(url).await?;
+                sqlx::query(SQL).bind(name).bind(holder).bind(expires_at).execute(&mut conn).await?;
+                let _ = conn.close().await;
+            }
+        }
+        Ok(())
     }
 }
 

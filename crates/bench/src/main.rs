@@ -10,6 +10,7 @@ mod harness;
 mod ingest;
 mod load;
 mod report;
+mod probe_tmp;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -28,6 +29,7 @@ struct Cli {
 enum Scenario {
     /// Durable webhook ingest (POST /webhooks/whatsapp) against the no-op reference (POST /noop).
     Ingest(ingest::IngestArgs),
+    ProbeTmp { url: String },
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,9 +55,10 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.scenario {
             Scenario::Ingest(args) => ingest::run(args).await,
+            Scenario::ProbeTmp { url } => probe_tmp::run(&url).await.map(|_| String::new()),
         }
     });
-    match result.and_then(|json| Ok(serde_json::to_string_pretty(&json)?)) {
+    match result {
         Ok(text) => {
             println!("{text}");
             std::process::ExitCode::SUCCESS

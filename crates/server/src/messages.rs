@@ -131,13 +131,13 @@ async fn build_content(
     conversation_id: i64,
     content: SendContent,
 ) -> ApiResult<(OutboundContent, Option<i64>, Option<String>)> {
-    // The media reference is filled in by the sender once the file is uploaded to Meta.
-    let pending = || MediaRef::Id(String::new());
     Ok(match content {
         SendContent::Text { body, preview_url } => {
             (OutboundContent::Text { body: body.clone(), preview_url }, None, Some(body))
         }
         SendContent::Media { media_id, caption } => {
+            // The sender replaces this reference with Meta's id once the file is uploaded there.
+            let pending = || MediaRef::Id(format!("atende-media-{media_id}"));
             let media = app
                 .store
                 .media(media_id)

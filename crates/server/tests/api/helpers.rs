@@ -144,6 +144,16 @@ pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> Option<(
     }
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago, for a child process that must be told its
+/// port (`atende serve` does not print the one it got). Another process may take it in between:
+/// callers retry when the child cannot listen.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     init_tracing();
     let data_dir = tempfile::tempdir().expect("temp dir");
@@ -300,5 +310,91 @@ where
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+impl TestApp {
+    /// A customer writes "Oi" and the conversation is open; returns its id.
+    pub async fn open_conversation(&self, wa_id: &str) -> i64 {
+        let customer = self.customer(wa_id, "Cliente Teste");
+        let (_, payload) = self.builder.text(&customer, "Oi");
+        assert_eq!(self.post_webhook(&payload).await.status(), 200);
+        self.inbox_drained().await;
+        let list = self.api_get("/api/conversations?open=true&limit=500").await;
+        list["conversations"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["contact_wa_id"] == wa_id))
+            .and_then(|c| c["id"].as_i64())
+            .unwrap_or_else(|| panic!("no open conversation for {wa_id}: {list}"))
+    }
+
+    pub async fn send(&self, conversation_id: i64, body: &Value) -> reqwest::Response {
+        self.api_post(&format!("/api/conversations/{conversation_id}/messages"), body).await
+    }
+
+    /// Sends and returns the created message (asserting 201).
+    pub async fn send_ok(&self, conversation_id: i64, body: &Value) -> Value {
+        let resp = self.send(conversation_id, body).await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 201, "send: {body}");
+        body["message"].clone()
+    }
+
+    pub async fn message(&self, conversation_id: i64, message_id: i64) -> Value {
+        let page = self
+            .api_get(&format!("/api/conversations/{conversation_id}/messages?limit=200"))
+            .await;
+        page["messages"]
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| m["id"] == message_id))
+            .cloned()
+            .unwrap_or_else(|| panic!("message {message_id} not found: {page}"))
+    }
+
+    /// Waits (bounded) until the message has `status`, returning it.
+    pub async fn wait_status(&self, conversation_id: i64, message_id: i64, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let m = self.message(conversation_id, message_id).await;
+            if m["status"] == status {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "message {message_id} never became {status}: {m}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn upload(&self, bytes: &[u8], filename: &str) -> reqwest::Response {
+        let part = reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(filename.to_owned());
+        self.http
+            .post(format!("{}/api/media", self.address))
+            .bearer_auth(&self.token)
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .expect("upload")
+    }
+
+    /// Uploads and returns the media id (asserting 201).
+    pub async fn upload_ok(&self, bytes: &[u8], filename: &str) -> i64 {
+        let resp = self.upload(bytes, filename).await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 201, "upload {filename}: {body}");
+        body["media"]["id"].as_i64().expect("media id")
+    }
+
+    pub async fn get_bytes(&self, path: &str) -> (u16, Vec<u8>, reqwest::header::HeaderMap) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("get");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, resp.bytes().await.expect("body").to_vec(), headers)
     }
 }

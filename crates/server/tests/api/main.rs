@@ -2,5 +2,10 @@
 //! PostgreSQL database) and a graph-sim standing in for Meta, and drives it over real HTTP.
 
 mod helpers;
+mod samples;
 
+mod outbound;
 mod webhook;
+
+mod cli;
+mod crash;
