@@ -140,13 +140,21 @@ async fn acknowledged_webhooks_survive_sigkill_exactly_once(install: Install, ba
         "each sender ends on one request in doubt"
     );
 
+    // Every acknowledged body is in the inbox, and the kill left work for the restart.
+    let store = Store::connect(&install.database_url)
+        .await
+        .expect("open the database");
+    let (pending_at_kill, done_at_kill, _) = store.inbox_counts().await.expect("inbox counts");
+    assert!(
+        (pending_at_kill + done_at_kill) as usize >= acked.len(),
+        "{pending_at_kill} pending + {done_at_kill} done < {} acknowledged",
+        acked.len()
+    );
+
     // Restart on the same data and wait (bounded) until the inbox is drained: every acknowledged
     // message visible through the API, and nothing left pending.
     let server = install.serve().await;
     let restarted = Instant::now();
-    let store = Store::connect(&install.database_url)
-        .await
-        .expect("open the database");
     wait_until(
         "the restarted server to drain the inbox",
         Duration::from_secs(60),
@@ -205,7 +213,7 @@ async fn acknowledged_webhooks_survive_sigkill_exactly_once(install: Install, ba
     let in_doubt_stored = stored.len() - acked.len();
     eprintln!(
         "crash test on {backend:?}: {} acknowledged before SIGKILL, {} in doubt of which {in_doubt_stored} \
-         stored; inbox drained {drained_after:.1?} after the restart",
+         stored; {pending_at_kill} pending at the kill, drained {drained_after:.1?} after restart",
         acked.len(),
         SENDERS,
     );

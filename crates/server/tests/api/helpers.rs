@@ -62,6 +62,7 @@ pub struct TestApp {
     pub token: String,
     pub admin_email: String,
     pub admin_password: String,
+    pub database_url: String,
     _data_dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
 }
@@ -207,6 +208,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         token,
         admin_email,
         admin_password,
+        database_url,
         _data_dir: data_dir,
         _pg: pg,
     })
@@ -222,6 +224,16 @@ fn init_tracing() {
 }
 
 impl TestApp {
+    /// Another Atende instance on the same database (and data dir, hence the same secret key), as
+    /// when several processes run behind a load balancer. Returns its base URL.
+    pub async fn spawn_second_instance(&self) -> String {
+        let config = Config::for_tests(self._data_dir.path(), &self.database_url);
+        let application = Application::build(config).await.expect("build second instance");
+        let address = format!("http://127.0.0.1:{}", application.port());
+        tokio::spawn(application.run_until_stopped());
+        address
+    }
+
     pub fn customer(&self, wa_id: &str, name: &str) -> Customer {
         Customer::new(wa_id, name)
     }

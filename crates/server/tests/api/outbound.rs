@@ -394,3 +394,50 @@ async fn opening_a_conversation_marks_it_read_on_whatsapp(app: TestApp) {
     let c = app.api_get(&format!("/api/conversations/{conversation}")).await;
     assert_eq!(c["conversation"]["unread_count"], 0);
 }
+
+mod two_instances {
+    use super::*;
+    use crate::helpers::{Backend, spawn_app};
+
+    /// Two server instances (each with two sender workers) drain one PostgreSQL outbox: every
+    /// message is sent exactly once and each customer receives them in the order written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn share_one_outbox_exactly_once_in_order() {
+        let Some(app) = spawn_app(Backend::Postgres).await else { return };
+        let second = app.spawn_second_instance().await;
+        let mut conversations = Vec::new();
+        for i in 0..6 {
+            conversations.push(app.open_conversation(&format!("55119800000{i:02}")).await);
+        }
+        let per_customer = 12;
+        for n in 0..per_customer {
+            for (k, c) in conversations.iter().enumerate() {
+                // Alternate the instance that accepts the request.
+                let base = if (n + k) % 2 == 0 { app.address.clone() } else { second.clone() };
+                let resp = app
+                    .http
+                    .post(format!("{base}/api/conversations/{c}/messages"))
+                    .bearer_auth(&app.token)
+                    .json(&json!({"type": "text", "body": format!("{n}"), "idempotency_key": format!("{c}-{n}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 201);
+            }
+        }
+        let total = per_customer * conversations.len();
+        wait_until("the outbox to finish", Duration::from_secs(30), || async {
+            app.store.outbox_counts().await.unwrap().2 == total as i64
+        })
+        .await;
+        let sent = app.sim.sent_messages();
+        assert_eq!(sent.len(), total, "exactly once");
+        let mut by_customer: HashMap<String, Vec<i64>> = HashMap::new();
+        for s in &sent {
+            by_customer.entry(s.to.clone()).or_default().push(s.body["text"]["body"].as_str().unwrap().parse().unwrap());
+        }
+        for (to, seq) in by_customer {
+            assert_eq!(seq, (0..per_customer as i64).collect::<Vec<_>>(), "order kept for {to}");
+        }
+    }
+}
