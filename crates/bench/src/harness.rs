@@ -66,8 +66,14 @@ impl ChannelSpec {
 }
 
 enum Database {
-    Sqlite { url: String },
-    Postgres { admin_url: String, name: String, url: String },
+    Sqlite {
+        url: String,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+        url: String,
+    },
 }
 
 /// A running server; call [`Harness::stop`] to shut it down and drop its database.
@@ -105,7 +111,15 @@ impl Harness {
         let state = app.state();
         let stop = app.shutdown_token();
         let task = tokio::spawn(app.run_until_stopped());
-        Ok(Harness { backend, port, state, stop, task, database, _data_dir: data_dir })
+        Ok(Harness {
+            backend,
+            port,
+            state,
+            stop,
+            task,
+            database,
+            _data_dir: data_dir,
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -167,14 +181,23 @@ impl Harness {
         let rows = match &self.database {
             Database::Sqlite { url } => {
                 let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
-                let mut conn = sqlx::SqliteConnection::connect_with(&options.read_only(true)).await?;
-                let rows = sqlx::query_as(sql).bind(a).bind(b).fetch_all(&mut conn).await?;
+                let mut conn =
+                    sqlx::SqliteConnection::connect_with(&options.read_only(true)).await?;
+                let rows = sqlx::query_as(sql)
+                    .bind(a)
+                    .bind(b)
+                    .fetch_all(&mut conn)
+                    .await?;
                 let _ = conn.close().await;
                 rows
             }
             Database::Postgres { url, .. } => {
                 let mut conn = sqlx::PgConnection::connect(url).await?;
-                let rows = sqlx::query_as(sql).bind(a).bind(b).fetch_all(&mut conn).await?;
+                let rows = sqlx::query_as(sql)
+                    .bind(a)
+                    .bind(b)
+                    .fetch_all(&mut conn)
+                    .await?;
                 let _ = conn.close().await;
                 rows
             }
@@ -185,7 +208,12 @@ impl Harness {
     /// Gives the lease `name` to `holder` until `expires_at` (unix ms) whoever holds it now: a
     /// diagnostic lever to keep a worker idle (the inbox processor skips its work while another
     /// holder has the "inbox" lease). `expires_at = 0` hands it back.
-    pub async fn force_lease(&self, name: &str, holder: &str, expires_at: i64) -> anyhow::Result<()> {
+    pub async fn force_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        expires_at: i64,
+    ) -> anyhow::Result<()> {
         const SQL: &str = "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at";
         match &self.database {
@@ -193,12 +221,22 @@ impl Harness {
                 let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
                 let options = options.busy_timeout(Duration::from_secs(10));
                 let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
-                sqlx::query(SQL).bind(name).bind(holder).bind(expires_at).execute(&mut conn).await?;
+                sqlx::query(SQL)
+                    .bind(name)
+                    .bind(holder)
+                    .bind(expires_at)
+                    .execute(&mut conn)
+                    .await?;
                 let _ = conn.close().await;
             }
             Database::Postgres { url, .. } => {
                 let mut conn = sqlx::PgConnection::connect(url).await?;
-                sqlx::query(SQL).bind(name).bind(holder).bind(expires_at).execute(&mut conn).await?;
+                sqlx::query(SQL)
+                    .bind(name)
+                    .bind(holder)
+                    .bind(expires_at)
+                    .execute(&mut conn)
+                    .await?;
                 let _ = conn.close().await;
             }
         }
@@ -230,12 +268,19 @@ async fn create_pg_database() -> anyhow::Result<Database> {
         .with_context(|| format!("cannot create database {name}"))?;
     let _ = conn.close().await;
     let url = with_database(&admin_url, &name)?;
-    Ok(Database::Postgres { admin_url, name, url })
+    Ok(Database::Postgres {
+        admin_url,
+        name,
+        url,
+    })
 }
 
 /// Best effort: a failure is reported on stderr, never hides the benchmark's own result.
 async fn drop_database(database: &Database) {
-    let Database::Postgres { admin_url, name, .. } = database else {
+    let Database::Postgres {
+        admin_url, name, ..
+    } = database
+    else {
         return;
     };
     let dropped = async {
@@ -280,8 +325,14 @@ mod tests {
     #[test]
     fn replaces_the_database_of_a_postgres_url() {
         let cases = [
-            ("postgres://postgres@127.0.0.1:5432/postgres", "postgres://postgres@127.0.0.1:5432/b"),
-            ("postgres://u:p@h/db?sslmode=disable", "postgres://u:p@h/b?sslmode=disable"),
+            (
+                "postgres://postgres@127.0.0.1:5432/postgres",
+                "postgres://postgres@127.0.0.1:5432/b",
+            ),
+            (
+                "postgres://u:p@h/db?sslmode=disable",
+                "postgres://u:p@h/b?sslmode=disable",
+            ),
             ("postgresql://h", "postgresql://h/b"),
         ];
         for (input, expected) in cases {

@@ -39,7 +39,7 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 64)]
     connections: usize,
     /// Unmeasured seconds before each phase's window.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     warmup: u64,
     /// Distinct customers (wa_ids) the messages come from; each customer's first message opens a
     /// conversation, the next ones join it.
@@ -48,7 +48,7 @@ pub struct IngestArgs {
     /// Longest wait, in seconds, for the inbox processor to drain what the webhook phase stored.
     /// The processor is slower than ingest, so the short default usually ends with rows still
     /// pending (they are stored, so `lost` is exact either way); use 180 for a full drain.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 3)]
     drain_timeout: u64,
     /// Diagnostic: keep the inbox processor idle during the webhook phase (by holding its lease)
     /// to measure ingest alone; it drains afterwards.
@@ -129,10 +129,27 @@ struct GroupStats {
 
 /// Runs the scenario and returns its JSON (keys in the documented order).
 pub async fn run(args: IngestArgs) -> anyhow::Result<String> {
+    let channel = ChannelSpec::bench_default();
+    let prebuilt = args
+        .bodies
+        .unwrap_or(12_000 * usize::try_from(args.warmup + args.seconds).unwrap_or(usize::MAX));
+    eprintln!("signing {prebuilt} webhook bodies");
+    // Each backend gets its own fresh database, so both can use the same bodies.
+    let bodies = WebhookBodies::build(&channel, args.customers, prebuilt).await?;
+
     let mut results = Vec::new();
     for backend in args.backend.backends() {
-        results.push(run_backend(&args, backend).await?);
+        let bodies = Arc::new(bodies.clone_unused());
+        eprintln!("[{backend:?}] starting the server");
+        let harness = Harness::start(backend).await?;
+        let result = measure(&args, &harness, &channel, bodies).await;
+        let stopped = harness.stop().await;
+        results.push(result?);
+        if let Err(e) = stopped {
+            eprintln!("warning: {e:#}");
+        }
     }
+
     let cpus = report::cpus();
     let output = Output {
         scenario: "ingest",
@@ -155,25 +172,6 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<String> {
         results,
     };
     Ok(serde_json::to_string_pretty(&output)?)
-}
-
-async fn run_backend(args: &IngestArgs, backend: Backend) -> anyhow::Result<BackendResult> {
-    let channel = ChannelSpec::bench_default();
-    let prebuilt = args
-        .bodies
-        .unwrap_or(12_000 * usize::try_from(args.warmup + args.seconds).unwrap_or(usize::MAX));
-    eprintln!("[{backend:?}] signing {prebuilt} webhook bodies");
-    let bodies = Arc::new(WebhookBodies::build(&channel, args.customers, prebuilt).await?);
-
-    eprintln!("[{backend:?}] starting the server");
-    let harness = Harness::start(backend).await?;
-    let result = measure(args, &harness, &channel, bodies).await;
-    let stopped = harness.stop().await;
-    let result = result?;
-    if let Err(e) = stopped {
-        eprintln!("warning: {e:#}");
-    }
-    Ok(result)
 }
 
 const PAUSE_HOLDER: &str = "bench-pause";
@@ -209,7 +207,9 @@ async fn measure(
 
     if args.pause_processing {
         let hour_later = store::now_ms() + 3_600_000;
-        harness.force_lease("inbox", PAUSE_HOLDER, hour_later).await?;
+        harness
+            .force_lease("inbox", PAUSE_HOLDER, hour_later)
+            .await?;
     }
     eprintln!("[{backend:?}] webhook: same load on POST /webhooks/whatsapp");
     let cpu = CpuSampler::start();
@@ -248,6 +248,14 @@ async fn measure(
          {dead}; acks {} -> lost {lost}",
         webhook.ok_total
     );
+    if pending > 0 {
+        // Park the processor between two batches, so stopping the server does not pull the pool
+        // from under a transaction (which it would log as an error).
+        harness
+            .force_lease("inbox", PAUSE_HOLDER, store::now_ms() + 3_600_000)
+            .await?;
+        quiesce(harness).await?;
+    }
     let commit_groups = match commit_groups(harness, &webhook).await {
         Ok(groups) => Some(groups),
         Err(e) => {
@@ -285,13 +293,32 @@ async fn measure(
     })
 }
 
+/// Waits (at most 5 s) until the processor stops finishing rows.
+async fn quiesce(harness: &Harness) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = harness.state.store.inbox_counts().await?.1;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let done = harness.state.store.inbox_counts().await?.1;
+        if done == last {
+            break;
+        }
+        last = done;
+    }
+    Ok(())
+}
+
 /// Reads how the inbox rows of the measured window were grouped into transactions: the writer
 /// stamps every row of one transaction with the same `received_at`.
 async fn commit_groups(harness: &Harness, webhook: &load::Outcome) -> anyhow::Result<GroupStats> {
     const SQL: &str = "SELECT received_at, COUNT(*) FROM inbox
                        WHERE received_at >= $1 AND received_at < $2 GROUP BY received_at";
     let rows = harness
-        .query_pairs(SQL, webhook.window_start_unix_ms, webhook.window_end_unix_ms)
+        .query_pairs(
+            SQL,
+            webhook.window_start_unix_ms,
+            webhook.window_end_unix_ms,
+        )
         .await?;
     let mut sizes: Vec<u32> = rows
         .iter()
@@ -303,7 +330,11 @@ async fn commit_groups(harness: &Harness, webhook: &load::Outcome) -> anyhow::Re
     let secs = webhook.window.as_secs_f64();
     Ok(GroupStats {
         commits,
-        commits_per_sec: if secs > 0.0 { round(commits as f64 / secs, 1) } else { 0.0 },
+        commits_per_sec: if secs > 0.0 {
+            round(commits as f64 / secs, 1)
+        } else {
+            0.0
+        },
         rows_per_commit_mean: if commits > 0 {
             round(rows_total as f64 / commits as f64, 2)
         } else {
@@ -318,7 +349,7 @@ async fn commit_groups(harness: &Harness, webhook: &load::Outcome) -> anyhow::Re
 /// Distinct signed webhook bodies: request `seq` gets body `seq`, built before the run; past the
 /// pre-built ones, bodies are built on the fly (and counted).
 struct WebhookBodies {
-    prebuilt: Vec<Request>,
+    prebuilt: Arc<Vec<Request>>,
     maker: BodyMaker,
     built_during_run: AtomicU64,
 }
@@ -342,7 +373,10 @@ impl BodyMaker {
         if let Ok(value) = HeaderValue::from_str(&signature) {
             headers.push((HeaderName::from_static("x-hub-signature-256"), value));
         }
-        Request { body: Bytes::from(body), headers }
+        Request {
+            body: Bytes::from(body),
+            headers,
+        }
     }
 }
 
@@ -353,7 +387,12 @@ impl WebhookBodies {
         count: usize,
     ) -> anyhow::Result<WebhookBodies> {
         let customers: Vec<Customer> = (0..customers.max(1))
-            .map(|i| Customer::new(format!("55119{:08}", 10_000_000 + i), format!("Cliente {i}")))
+            .map(|i| {
+                Customer::new(
+                    format!("55119{:08}", 10_000_000 + i),
+                    format!("Cliente {i}"),
+                )
+            })
             .collect();
         let maker = BodyMaker {
             builder: WebhookBuilder::new(
@@ -375,20 +414,38 @@ impl WebhookBodies {
                         let maker = worker_maker.clone();
                         let to = (from + chunk).min(count);
                         scope.spawn(move || {
-                            (from..to).map(|seq| maker.make(seq as u64)).collect::<Vec<_>>()
+                            (from..to)
+                                .map(|seq| maker.make(seq as u64))
+                                .collect::<Vec<_>>()
                         })
                     })
                     .collect();
                 handles
                     .into_iter()
-                    .map(|h| h.join().map_err(|_| anyhow::anyhow!("body builder panicked")))
+                    .map(|h| {
+                        h.join()
+                            .map_err(|_| anyhow::anyhow!("body builder panicked"))
+                    })
                     .collect::<anyhow::Result<Vec<_>>>()
                     .map(|parts| parts.concat())
             })
         })
         .await
         .context("body builder task failed")??;
-        Ok(WebhookBodies { prebuilt, maker, built_during_run: AtomicU64::new(0) })
+        Ok(WebhookBodies {
+            prebuilt: Arc::new(prebuilt),
+            maker,
+            built_during_run: AtomicU64::new(0),
+        })
+    }
+
+    /// The same pre-built bodies (shared, not copied) with a fresh on-the-fly counter.
+    fn clone_unused(&self) -> WebhookBodies {
+        WebhookBodies {
+            prebuilt: self.prebuilt.clone(),
+            maker: self.maker.clone(),
+            built_during_run: AtomicU64::new(0),
+        }
     }
 
     fn average_len(&self) -> usize {

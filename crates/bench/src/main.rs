@@ -10,7 +10,6 @@ mod harness;
 mod ingest;
 mod load;
 mod report;
-mod probe_tmp;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -29,7 +28,6 @@ struct Cli {
 enum Scenario {
     /// Durable webhook ingest (POST /webhooks/whatsapp) against the no-op reference (POST /noop).
     Ingest(ingest::IngestArgs),
-    ProbeTmp { url: String },
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,7 +53,6 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.scenario {
             Scenario::Ingest(args) => ingest::run(args).await,
-            Scenario::ProbeTmp { url } => probe_tmp::run(&url).await.map(|_| String::new()),
         }
     });
     match result {

@@ -31,7 +31,11 @@ impl PhaseReport {
         PhaseReport {
             requests: outcome.ok + outcome.errors,
             errors: outcome.errors,
-            acks_per_sec: if secs > 0.0 { round(outcome.ok as f64 / secs, 1) } else { 0.0 },
+            acks_per_sec: if secs > 0.0 {
+                round(outcome.ok as f64 / secs, 1)
+            } else {
+                0.0
+            },
             p50_ms: us_to_ms(percentile(&latencies, 50.0)),
             p99_ms: us_to_ms(percentile(&latencies, 99.0)),
             max_ms: us_to_ms(latencies.last().copied().unwrap_or(0)),
@@ -72,12 +76,14 @@ pub struct Machine {
 }
 
 pub fn machine() -> Machine {
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|info| {
-        info.lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_owned())
-    });
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        });
     Machine {
         cpus: cpus(),
         os: std::env::consts::OS,
@@ -92,31 +98,37 @@ pub fn machine() -> Machine {
 pub struct CpuUse {
     pub busy: f64,
     pub iowait: f64,
+    /// Time the hypervisor gave to other guests (noise on a shared VM).
+    pub steal: f64,
 }
 
 /// Reads `/proc/stat` at the start and end of a phase.
 pub struct CpuSampler {
-    start: Option<[u64; 3]>,
+    start: Option<[u64; 4]>,
 }
 
 impl CpuSampler {
     pub fn start() -> CpuSampler {
-        CpuSampler { start: read_proc_stat() }
+        CpuSampler {
+            start: read_proc_stat(),
+        }
     }
 
     pub fn finish(self) -> Option<CpuUse> {
-        let [busy0, iowait0, total0] = self.start?;
-        let [busy1, iowait1, total1] = read_proc_stat()?;
+        let [busy0, iowait0, steal0, total0] = self.start?;
+        let [busy1, iowait1, steal1, total1] = read_proc_stat()?;
         let total = total1.checked_sub(total0).filter(|t| *t > 0)? as f64;
+        let share = |a: u64, b: u64| round(b.saturating_sub(a) as f64 / total, 3);
         Some(CpuUse {
-            busy: round(busy1.saturating_sub(busy0) as f64 / total, 3),
-            iowait: round(iowait1.saturating_sub(iowait0) as f64 / total, 3),
+            busy: share(busy0, busy1),
+            iowait: share(iowait0, iowait1),
+            steal: share(steal0, steal1),
         })
     }
 }
 
-/// (busy, iowait, total) jiffies of the aggregate `cpu` line.
-fn read_proc_stat() -> Option<[u64; 3]> {
+/// (busy, iowait, steal, total) jiffies of the aggregate `cpu` line.
+fn read_proc_stat() -> Option<[u64; 4]> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let fields: Vec<u64> = line
@@ -131,7 +143,8 @@ fn read_proc_stat() -> Option<[u64; 3]> {
     let total: u64 = fields[..8].iter().sum();
     let idle = fields[3];
     let iowait = fields[4];
-    Some([total - idle - iowait, iowait, total])
+    let steal = fields[7];
+    Some([total - idle - iowait - steal, iowait, steal, total])
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::LoginThrottle;
 use crate::channels::ChannelRegistry;
 use crate::config::Config;
+use crate::demo::DemoMode;
 use crate::inbox::{InboxProcessor, InboxWriter};
 use crate::live::Live;
 use crate::media_files::MediaFiles;
@@ -39,6 +40,8 @@ pub struct AppContext {
     pub graph: GraphClient,
     pub files: MediaFiles,
     pub media_wake: Arc<Notify>,
+    /// The built-in WhatsApp simulator, when the demo runs.
+    pub simulator: Option<graph_sim::GraphSim>,
 }
 
 impl AppContext {
@@ -161,6 +164,13 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let port = listener.local_addr()?.port();
+        let has_real_channel = channels.all().iter().any(|c| !c.is_simulator && c.enabled);
+        let simulator = match config.demo {
+            DemoMode::On => Some(crate::demo::start(&channels, &store, port).await?),
+            DemoMode::Auto if !has_real_channel => Some(crate::demo::start(&channels, &store, port).await?),
+            _ => None,
+        };
         let state = AppState(Arc::new(AppContext {
             config,
             store,
@@ -174,6 +184,7 @@ impl Application {
             graph,
             files,
             media_wake,
+            simulator,
         }));
         Ok(Application { listener, state, shutdown, first_admin_password })
     }
@@ -245,14 +256,19 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/dead-letters", get(api::dead_letters))
         .route("/admin/dead-letters/replay", post(api::replay_dead_letters))
         .route("/tokens", post(api::create_token));
-    Router::new()
+    let simulator = state.simulator.as_ref().map(|sim| sim.router());
+    let mut app = Router::new()
         .merge(webhooks)
         .nest("/api", api)
         .route("/health", get(health))
         // The load generator's reference: the same server and connection handling, no work.
         .route("/noop", post(noop))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    if let Some(sim) = simulator {
+        app = app.nest("/sim", sim);
+    }
+    app
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

@@ -10,19 +10,15 @@ use store::channels::ChannelUpdate;
 
 use crate::app::{Application, open_store};
 use crate::channels::{ChannelInput, ChannelView};
-use crate::config::{ChannelAddArgs, ChannelCommand, Cli, Command, Config, InboxCommand, ServeArgs, TokenCommand, UserCommand};
+use crate::config::{ChannelAddArgs, ChannelCommand, Cli, Command, Config, InboxCommand, TokenCommand, UserCommand};
 use crate::passwords;
 use crate::secrets::SecretBox;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
-    let serve_args = match &command {
-        Command::Serve(args) => args.clone(),
-        _ => ServeArgs::default(),
-    };
-    let config = Config::resolve(&cli.global, &serve_args)?;
+    let command = cli.command.unwrap_or(Command::Serve);
+    let config = Config::resolve(&cli.global, &cli.serve)?;
     match command {
-        Command::Serve(_) => serve(config).await,
+        Command::Serve => serve(config).await,
         Command::Migrate => {
             open_store(&config).await?;
             println!("migrations applied");

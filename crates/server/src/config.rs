@@ -13,6 +13,8 @@ use serde::Deserialize;
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -41,7 +43,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (the default when no subcommand is given).
-    Serve(ServeArgs),
+    Serve,
     /// Apply database migrations and exit.
     Migrate,
     /// Manage users.
@@ -61,34 +63,38 @@ pub enum Command {
 #[derive(Debug, Args, Default, Clone)]
 pub struct ServeArgs {
     /// Address to listen on. [default: 127.0.0.1:8080]
-    #[arg(long, env = "ATENDE_LISTEN")]
+    #[arg(long, global = true, env = "ATENDE_LISTEN")]
     pub listen: Option<String>,
     /// Public base URL (e.g. https://atende.example.com), used to show the webhook URL and to mark
     /// cookies Secure.
-    #[arg(long, env = "ATENDE_PUBLIC_URL")]
+    #[arg(long, global = true, env = "ATENDE_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Largest webhook body accepted, in bytes; larger ones get 413. [default: 1048576]
-    #[arg(long, env = "ATENDE_WEBHOOK_MAX_BODY")]
+    #[arg(long, global = true, env = "ATENDE_WEBHOOK_MAX_BODY")]
     pub webhook_max_body: Option<usize>,
     /// Prefix of protocol numbers (letters, digits, '-'). [default: none]
-    #[arg(long, env = "ATENDE_PROTOCOL_PREFIX")]
+    #[arg(long, global = true, env = "ATENDE_PROTOCOL_PREFIX")]
     pub protocol_prefix: Option<String>,
     /// Time zone of the protocol number's date. [default: America/Sao_Paulo]
-    #[arg(long, env = "ATENDE_TIME_ZONE")]
+    #[arg(long, global = true, env = "ATENDE_TIME_ZONE")]
     pub time_zone: Option<String>,
     /// E-mail of the admin account created on first start. [default: admin@atende.local]
-    #[arg(long, env = "ATENDE_ADMIN_EMAIL")]
+    #[arg(long, global = true, env = "ATENDE_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
     /// Where media files are kept: file:///path or s3://bucket/prefix (AWS_* variables for
     /// credentials and endpoint). [default: <data-dir>/media]
-    #[arg(long, env = "ATENDE_MEDIA_STORE")]
+    #[arg(long, global = true, env = "ATENDE_MEDIA_STORE")]
     pub media_store: Option<String>,
     /// Sender workers per instance (they share the per-number rate limit). [default: 2]
-    #[arg(long, env = "ATENDE_SENDER_WORKERS")]
+    #[arg(long, global = true, env = "ATENDE_SENDER_WORKERS")]
     pub sender_workers: Option<usize>,
     /// Timeout of one Graph API call, in seconds. [default: 20]
-    #[arg(long, env = "ATENDE_GRAPH_TIMEOUT")]
+    #[arg(long, global = true, env = "ATENDE_GRAPH_TIMEOUT")]
     pub graph_timeout: Option<u64>,
+    /// The built-in WhatsApp simulator ("Simulador"): auto runs it while no real channel exists.
+    /// [default: auto]
+    #[arg(long, global = true, env = "ATENDE_DEMO", value_enum)]
+    pub demo: Option<crate::demo::DemoMode>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +187,7 @@ struct FileConfig {
     media_store: Option<String>,
     sender_workers: Option<usize>,
     graph_timeout: Option<u64>,
+    demo: Option<crate::demo::DemoMode>,
 }
 
 /// Everything the program needs, resolved.
@@ -198,6 +205,7 @@ pub struct Config {
     pub media_store: Option<String>,
     pub sender_workers: usize,
     pub graph_timeout_secs: u64,
+    pub demo: crate::demo::DemoMode,
 }
 
 impl std::fmt::Debug for Config {
@@ -285,6 +293,7 @@ impl Config {
             media_store: serve.media_store.clone().or(file.media_store),
             sender_workers: serve.sender_workers.or(file.sender_workers).unwrap_or(2),
             graph_timeout_secs: serve.graph_timeout.or(file.graph_timeout).unwrap_or(20),
+            demo: serve.demo.or(file.demo).unwrap_or(crate::demo::DemoMode::Auto),
         })
     }
 
@@ -303,6 +312,7 @@ impl Config {
             media_store: None,
             sender_workers: 2,
             graph_timeout_secs: 5,
+            demo: crate::demo::DemoMode::Off,
         }
     }
 }

@@ -18,6 +18,11 @@ use crate::live::{Live, Notice};
 /// Most bodies one transaction takes: enough to amortise a commit, small enough to keep latency flat.
 const MAX_GROUP: usize = 256;
 
+const INBOX_LEASE: &str = "inbox";
+/// Renewed before every batch (a batch takes well under a second); after a crash, another
+/// instance (or the restarted one) takes over within this time.
+const LEASE_MS: i64 = 5_000;
+
 struct PendingAppend {
     item: InboxAppend,
     done: oneshot::Sender<Result<Appended, String>>,
@@ -118,14 +123,19 @@ impl InboxProcessor {
                 _ = self.wake.notified() => {}
                 // other instances append too; poll so their webhooks are not left waiting
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    if let Err(e) = self.store.release_lease(INBOX_LEASE, &self.instance_id).await {
+                        tracing::warn!(error = %e, "cannot release the inbox lease");
+                    }
+                    return;
+                }
             }
         }
     }
 
     async fn drain(&self) -> anyhow::Result<()> {
         loop {
-            if !self.store.try_lease("inbox", &self.instance_id, 15_000).await? {
+            if !self.store.try_lease(INBOX_LEASE, &self.instance_id, LEASE_MS).await? {
                 return Ok(());
             }
             let rows = self.store.pending_inbox(100).await?;

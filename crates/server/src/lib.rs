@@ -8,6 +8,7 @@ pub mod auth;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod inbox;
 pub mod live;

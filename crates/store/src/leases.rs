@@ -24,3 +24,18 @@ impl Store {
         Ok(affected > 0)
     }
 }
+
+impl Store {
+    /// Gives the lease up (at shutdown), so the next holder does not wait for it to expire.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        on_write!(self, pool => {
+            sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+                .bind(name)
+                .bind(holder)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+}

@@ -49,6 +49,9 @@ pub struct OutboxJob {
     pub message: MessageRecord,
 }
 
+/// A status webhook stored before the sender knew the wamid: status, error code, title, detail.
+type EarlyStatus = (String, Option<i64>, Option<String>, Option<String>);
+
 #[derive(sqlx::FromRow)]
 struct ClaimedRow {
     id: i64,
@@ -226,7 +229,7 @@ impl Store {
                     .bind(message_id)
                     .fetch_one(&mut *tx)
                     .await?;
-            let early: Vec<(String, Option<i64>, Option<String>, Option<String>)> = sqlx::query_as(
+            let early: Vec<EarlyStatus> = sqlx::query_as(
                 "SELECT status, error_code, error_title, error_detail FROM wa_statuses
                  WHERE channel_id = $1 AND wamid = $2",
             )
