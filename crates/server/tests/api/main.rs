@@ -5,6 +5,7 @@ mod helpers;
 mod samples;
 
 mod outbound;
+mod processes;
 mod webhook;
 
 mod cli;
