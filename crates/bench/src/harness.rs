@@ -207,7 +207,9 @@ impl Harness {
 
     /// Gives the lease `name` to `holder` until `expires_at` (unix ms) whoever holds it now: a
     /// diagnostic lever to keep a worker idle (the inbox processor skips its work while another
-    /// holder has the "inbox" lease). `expires_at = 0` hands it back.
+    /// holder has the "inbox" lease). `expires_at = 0` hands it back. On SQLite this is a second
+    /// writer: use it only while the worker is idle, or its read-then-write transaction in flight
+    /// fails with SQLITE_BUSY (and is retried).
     pub async fn force_lease(
         &self,
         name: &str,

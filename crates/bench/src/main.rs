@@ -9,6 +9,7 @@
 mod harness;
 mod ingest;
 mod load;
+mod outbound;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,8 @@ struct Cli {
 enum Scenario {
     /// Durable webhook ingest (POST /webhooks/whatsapp) against the no-op reference (POST /noop).
     Ingest(ingest::IngestArgs),
+    /// Sending under per-number rate limits (80 and 1,000 msg/s) through graph-sim.
+    Outbound(outbound::OutboundArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +56,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.scenario {
             Scenario::Ingest(args) => ingest::run(args).await,
+            Scenario::Outbound(args) => outbound::run(args).await,
         }
     });
     match result {

@@ -41,7 +41,11 @@ pub async fn get_conversation(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     who.require(STAFF)?;
-    let conversation = app.store.conversation(id).await?.ok_or(ApiError::NotFound)?;
+    let conversation = app
+        .store
+        .conversation(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(Json(json!({ "conversation": conversation })))
 }
 
@@ -68,18 +72,41 @@ pub async fn list_messages(
     Query(q): Query<MessagePage>,
 ) -> ApiResult<Json<Value>> {
     who.require(STAFF)?;
-    app.store.conversation(id).await?.ok_or(ApiError::NotFound)?;
+    app.store
+        .conversation(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let messages = app.store.messages(id, q.before, limit).await?;
     // The client asks for the next page with before = the first id it has.
-    let next_before = (messages.len() as i64 == limit).then(|| messages.first().map(|m| m.id)).flatten();
-    let messages: Vec<Value> = messages.into_iter().map(message_view).collect();
-    Ok(Json(json!({ "messages": messages, "next_before": next_before })))
+    let next_before = (messages.len() as i64 == limit)
+        .then(|| messages.first().map(|m| m.id))
+        .flatten();
+    // "bot" for the bot part of the transcript (shown above the human part), "human" after it.
+    let phase = app.store.bot_phase(id).await?;
+    let messages: Vec<Value> = messages
+        .into_iter()
+        .map(|m| {
+            let p = crate::bot::message_phase(phase, m.id);
+            let mut view = message_view(m);
+            view["phase"] = p.into();
+            view
+        })
+        .collect();
+    Ok(Json(
+        json!({ "messages": messages, "next_before": next_before }),
+    ))
 }
 
 pub async fn list_channels(State(app): State<AppState>, who: Principal) -> ApiResult<Json<Value>> {
     who.require(&[Role::Admin, Role::Supervisor])?;
-    let channels: Vec<ChannelView> = app.store.channels().await?.into_iter().map(Into::into).collect();
+    let channels: Vec<ChannelView> = app
+        .store
+        .channels()
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     Ok(Json(json!({ "channels": channels })))
 }
 
@@ -128,8 +155,16 @@ pub async fn update_channel(
         access_token_enc: p.access_token.map(|t| secrets.encrypt(t.trim())),
         app_secret_enc: p.app_secret.map(|t| secrets.encrypt(t.trim())),
         verify_token_enc: p.verify_token.map(|t| secrets.encrypt(t.trim())),
-        graph_base_url: p.graph_base_url.map(|u| validate_base_url(&u)).transpose().map_err(bad)?,
-        rate_limit_per_sec: p.rate_limit_per_sec.map(validate_rate).transpose().map_err(bad)?,
+        graph_base_url: p
+            .graph_base_url
+            .map(|u| validate_base_url(&u))
+            .transpose()
+            .map_err(bad)?,
+        rate_limit_per_sec: p
+            .rate_limit_per_sec
+            .map(validate_rate)
+            .transpose()
+            .map_err(bad)?,
         mark_read: p.mark_read,
         enabled: p.enabled,
     };
@@ -144,7 +179,10 @@ pub async fn disable_channel(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     who.require(ADMIN)?;
-    let update = ChannelUpdate { enabled: Some(false), ..Default::default() };
+    let update = ChannelUpdate {
+        enabled: Some(false),
+        ..Default::default()
+    };
     let record = app.store.update_channel(id, &update).await?;
     app.channels.reload().await?;
     Ok(Json(json!({ "channel": ChannelView::from(record) })))
@@ -188,6 +226,11 @@ pub async fn create_token(
         return Err(ApiError::bad_request("name must not be empty"));
     }
     let token = passwords::random_token();
-    let id = app.store.create_api_token(req.name.trim(), &passwords::token_hash(&token)).await?;
-    Ok(Json(json!({ "id": id, "name": req.name.trim(), "token": token })))
+    let id = app
+        .store
+        .create_api_token(req.name.trim(), &passwords::token_hash(&token))
+        .await?;
+    Ok(Json(
+        json!({ "id": id, "name": req.name.trim(), "token": token }),
+    ))
 }

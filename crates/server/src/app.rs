@@ -23,9 +23,9 @@ use crate::live::Live;
 use crate::media_files::MediaFiles;
 use crate::media_worker::MediaDownloader;
 use crate::outbound::{Outbound, SenderWorker};
-use whatsapp::graph::GraphClient;
 use crate::secrets::SecretBox;
-use crate::{api, auth, messages, passwords, webhook};
+use crate::{api, auth, flows_api, messages, passwords, ui, webhook};
+use whatsapp::graph::GraphClient;
 
 pub struct AppContext {
     pub config: Config,
@@ -71,10 +71,18 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
     }
-    let store = Store::connect(&config.database_url).await.with_context(|| {
-        format!("cannot open database {}", crate::config::redact_url(&config.database_url))
-    })?;
-    store.migrate().await.context("cannot apply database migrations")?;
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open database {}",
+                crate::config::redact_url(&config.database_url)
+            )
+        })?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply database migrations")?;
     Ok(store)
 }
 
@@ -118,7 +126,8 @@ impl Application {
             store::Backend::Sqlite => 1,
             store::Backend::Postgres => 4,
         };
-        let inbox = InboxWriter::start(store.clone(), writers, inbox_wake.clone(), shutdown.clone());
+        let inbox =
+            InboxWriter::start(store.clone(), writers, inbox_wake.clone(), shutdown.clone());
         let live = Live::default();
         let instance_id = passwords::random_token();
 
@@ -138,6 +147,7 @@ impl Application {
         let files = MediaFiles::open(config.media_store.as_deref(), &config.data_dir)?;
         let send_wake = Arc::new(Notify::new());
         let outbound = Outbound::new(store.clone(), live.clone(), send_wake.clone());
+        let completions = crate::outbound::Completions::start(store.clone());
         for n in 0..config.sender_workers.max(1) {
             let worker = SenderWorker {
                 store: store.clone(),
@@ -147,6 +157,7 @@ impl Application {
                 live: live.clone(),
                 wake: send_wake.clone(),
                 worker_id: format!("{instance_id}-{n}"),
+                completions: completions.clone(),
             };
             tokio::spawn(worker.run(shutdown.clone()));
         }
@@ -159,6 +170,19 @@ impl Application {
             wake: media_wake.clone(),
         };
         tokio::spawn(downloader.run(shutdown.clone()));
+        // The bot: seeded before the listener serves, so the first webhook already meets the flow.
+        if config.seed_demo_flow {
+            crate::bot::seed_demo_flow(&store)
+                .await
+                .context("cannot install the demo bot flow")?;
+        }
+        let bot = crate::bot::BotWorker::new(
+            store.clone(),
+            outbound.clone(),
+            live.clone(),
+            crate::bot::BotSettings::from_config(&config),
+        );
+        tokio::spawn(bot.run(shutdown.clone()));
         tokio::spawn(refresh_channels(channels.clone(), shutdown.clone()));
 
         let listener = TcpListener::bind(config.listen)
@@ -168,7 +192,9 @@ impl Application {
         let has_real_channel = channels.all().iter().any(|c| !c.is_simulator && c.enabled);
         let simulator = match config.demo {
             DemoMode::On => Some(crate::demo::start(&channels, &store, port).await?),
-            DemoMode::Auto if !has_real_channel => Some(crate::demo::start(&channels, &store, port).await?),
+            DemoMode::Auto if !has_real_channel => {
+                Some(crate::demo::start(&channels, &store, port).await?)
+            }
             _ => None,
         };
         let state = AppState(Arc::new(AppContext {
@@ -186,7 +212,12 @@ impl Application {
             media_wake,
             simulator,
         }));
-        Ok(Application { listener, state, shutdown, first_admin_password })
+        Ok(Application {
+            listener,
+            state,
+            shutdown,
+            first_admin_password,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -237,7 +268,10 @@ async fn refresh_channels(channels: ChannelRegistry, shutdown: CancellationToken
 pub fn router(state: AppState) -> Router {
     let webhook_limit = state.config.webhook_max_body;
     let webhooks = Router::new()
-        .route("/webhooks/whatsapp", get(webhook::verify).post(webhook::receive))
+        .route(
+            "/webhooks/whatsapp",
+            get(webhook::verify).post(webhook::receive),
+        )
         .layer(DefaultBodyLimit::max(webhook_limit));
     let api = Router::new()
         .route("/auth/login", post(auth::login))
@@ -245,22 +279,52 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/me", get(auth::me))
         .route("/conversations", get(api::list_conversations))
         .route("/conversations/{id}", get(api::get_conversation))
-        .route("/conversations/{id}/messages", get(api::list_messages).post(messages::send))
+        .route(
+            "/conversations/{id}/messages",
+            get(api::list_messages).post(messages::send),
+        )
         .route("/conversations/{id}/read", post(messages::mark_read))
-        .route("/media", post(messages::upload).layer(DefaultBodyLimit::max(101 * 1024 * 1024)))
+        .route(
+            "/media",
+            post(messages::upload).layer(DefaultBodyLimit::max(101 * 1024 * 1024)),
+        )
         .route("/media/{id}", get(messages::download))
         .route("/media/{id}/retry", post(messages::retry_media))
-        .route("/channels", get(api::list_channels).post(api::create_channel))
+        .route(
+            "/channels",
+            get(api::list_channels).post(api::create_channel),
+        )
         .route("/channels/{id}", patch(api::update_channel))
         .route("/channels/{id}/disable", post(api::disable_channel))
         .route("/admin/dead-letters", get(api::dead_letters))
         .route("/admin/dead-letters/replay", post(api::replay_dead_letters))
-        .route("/tokens", post(api::create_token));
+        .route("/tokens", post(api::create_token))
+        .route(
+            "/flows",
+            get(flows_api::list_flows).post(flows_api::create_flow),
+        )
+        .route("/flows/validate", post(flows_api::validate_flow))
+        .route(
+            "/flows/{id}",
+            get(flows_api::get_flow).put(flows_api::update_flow),
+        )
+        .route(
+            "/queues",
+            get(flows_api::list_queues).post(flows_api::create_queue),
+        )
+        .route("/queues/{id}", patch(flows_api::update_queue))
+        .route("/protocols/{number}", get(flows_api::get_protocol));
     let simulator = state.simulator.as_ref().map(|sim| sim.router());
     let mut app = Router::new()
         .merge(webhooks)
         .nest("/api", api)
         .route("/health", get(health))
+        // The web app (static files embedded in the binary).
+        .route("/", get(ui::root))
+        .route("/app", get(ui::root))
+        .route("/app/", get(ui::app_index))
+        .route("/app/{*path}", get(ui::app_path))
+        .route("/simulator", get(ui::simulator))
         // The load generator's reference: the same server and connection handling, no work.
         .route("/noop", post(noop))
         .layer(TraceLayer::new_for_http())

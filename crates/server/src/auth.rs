@@ -26,7 +26,10 @@ const SESSION_TTL_MS: i64 = 12 * 60 * 60 * 1000;
 pub enum Principal {
     User(User),
     /// Integrations act with an admin's reach.
-    ApiToken { id: i64, name: String },
+    ApiToken {
+        id: i64,
+        name: String,
+    },
 }
 
 impl Principal {
@@ -56,7 +59,10 @@ impl Principal {
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(token) = bearer(&parts.headers) {
             let (id, name) = app
                 .store
@@ -73,9 +79,14 @@ impl FromRequestParts<AppState> for Principal {
             .ok_or(ApiError::Unauthorized)?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if !safe {
-            let sent = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok());
             if sent != Some(csrf.as_str()) {
-                return Err(ApiError::Forbidden("missing or wrong X-CSRF-Token header".into()));
+                return Err(ApiError::Forbidden(
+                    "missing or wrong X-CSRF-Token header".into(),
+                ));
             }
         }
         Ok(Principal::User(user))
@@ -113,13 +124,17 @@ const MAX_FAILURES_PER_ADDRESS: u32 = 20;
 
 impl Default for LoginThrottle {
     fn default() -> Self {
-        LoginThrottle { failures: Mutex::new(HashMap::new()) }
+        LoginThrottle {
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 }
 
 impl LoginThrottle {
     fn blocked(&self, key: &str, max: u32) -> bool {
-        let Ok(map) = self.failures.lock() else { return false };
+        let Ok(map) = self.failures.lock() else {
+            return false;
+        };
         map.get(key)
             .is_some_and(|(n, since)| *n >= max && since.elapsed() < THROTTLE_WINDOW)
     }
@@ -154,8 +169,12 @@ pub async fn login(
 ) -> ApiResult<Response> {
     let account_key = format!("account:{}", req.email.trim().to_lowercase());
     let address_key = format!("address:{}", peer.ip());
-    if app.login_throttle.blocked(&account_key, MAX_FAILURES_PER_ACCOUNT)
-        || app.login_throttle.blocked(&address_key, MAX_FAILURES_PER_ADDRESS)
+    if app
+        .login_throttle
+        .blocked(&account_key, MAX_FAILURES_PER_ACCOUNT)
+        || app
+            .login_throttle
+            .blocked(&address_key, MAX_FAILURES_PER_ADDRESS)
     {
         return Err(ApiError::TooManyRequests(
             "too many failed logins; try again in 15 minutes".into(),
@@ -199,9 +218,15 @@ pub async fn login(
     Ok(response)
 }
 
-pub async fn logout(State(app): State<AppState>, headers: HeaderMap, _who: Principal) -> ApiResult<Response> {
+pub async fn logout(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    _who: Principal,
+) -> ApiResult<Response> {
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        app.store.delete_session(&passwords::token_hash(&token)).await?;
+        app.store
+            .delete_session(&passwords::token_hash(&token))
+            .await?;
     }
     let mut response = Json(json!({ "ok": true })).into_response();
     response.headers_mut().insert(
@@ -211,7 +236,11 @@ pub async fn logout(State(app): State<AppState>, headers: HeaderMap, _who: Princ
     Ok(response)
 }
 
-pub async fn me(State(app): State<AppState>, headers: HeaderMap, who: Principal) -> ApiResult<Json<serde_json::Value>> {
+pub async fn me(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    who: Principal,
+) -> ApiResult<Json<serde_json::Value>> {
     match who {
         Principal::User(user) => {
             let csrf = match cookie(&headers, SESSION_COOKIE) {
@@ -224,6 +253,8 @@ pub async fn me(State(app): State<AppState>, headers: HeaderMap, who: Principal)
             };
             Ok(Json(json!({ "user": user, "csrf_token": csrf })))
         }
-        Principal::ApiToken { id, name } => Ok(Json(json!({ "api_token": { "id": id, "name": name } }))),
+        Principal::ApiToken { id, name } => {
+            Ok(Json(json!({ "api_token": { "id": id, "name": name } })))
+        }
     }
 }

@@ -82,7 +82,9 @@ impl ChannelRegistry {
                         .insert(channel.phone_number_id.clone(), channel.clone());
                     next.by_id.insert(channel.id, channel);
                 }
-                Err(e) => tracing::error!(channel_id = record.id, error = %e, "cannot load channel"),
+                Err(e) => {
+                    tracing::error!(channel_id = record.id, error = %e, "cannot load channel")
+                }
             }
         }
         if let Ok(mut guard) = self.snapshot.write() {
@@ -110,10 +112,7 @@ impl ChannelRegistry {
     }
 
     fn current(&self) -> Arc<Snapshot> {
-        self.snapshot
-            .read()
-            .map(|g| g.clone())
-            .unwrap_or_default()
+        self.snapshot.read().map(|g| g.clone()).unwrap_or_default()
     }
 
     pub fn by_phone_number_id(&self, id: &str) -> Option<Arc<Channel>> {
@@ -181,7 +180,11 @@ pub enum ChannelInputError {
 }
 
 pub fn validate_rate(rate: i64) -> Result<i64, ChannelInputError> {
-    if (1..=1000).contains(&rate) { Ok(rate) } else { Err(ChannelInputError::Rate) }
+    if (1..=1000).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(ChannelInputError::Rate)
+    }
 }
 
 pub fn validate_base_url(url: &str) -> Result<String, ChannelInputError> {
@@ -210,7 +213,12 @@ impl ChannelInput {
         if let Some((field, _)) = required.iter().find(|(_, v)| v.trim().is_empty()) {
             return Err(ChannelInputError::Empty(field));
         }
-        if !self.phone_number_id.trim().chars().all(|c| c.is_ascii_alphanumeric()) {
+        if !self
+            .phone_number_id
+            .trim()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric())
+        {
             return Err(ChannelInputError::PhoneNumberId);
         }
         let graph_base_url = validate_base_url(

@@ -10,7 +10,9 @@ use store::channels::ChannelUpdate;
 
 use crate::app::{Application, open_store};
 use crate::channels::{ChannelInput, ChannelView};
-use crate::config::{ChannelAddArgs, ChannelCommand, Cli, Command, Config, InboxCommand, TokenCommand, UserCommand};
+use crate::config::{
+    ChannelAddArgs, ChannelCommand, Cli, Command, Config, InboxCommand, TokenCommand, UserCommand,
+};
 use crate::passwords;
 use crate::secrets::SecretBox;
 
@@ -31,14 +33,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let store = open_store(&config).await?;
             let token = passwords::random_token();
-            store.create_api_token(name.trim(), &passwords::token_hash(&token)).await?;
+            store
+                .create_api_token(name.trim(), &passwords::token_hash(&token))
+                .await?;
             println!("{token}");
             eprintln!("API token {name:?} created. It is shown only now: keep it safe.");
             Ok(())
         }
         Command::Channel(cmd) => {
             let store = open_store(&config).await?;
-            let secrets = SecretBox::load_or_create(config.secret_key.as_deref(), &config.data_dir)?;
+            let secrets =
+                SecretBox::load_or_create(config.secret_key.as_deref(), &config.data_dir)?;
             channel(&store, &secrets, cmd).await
         }
         Command::Inbox(cmd) => inbox(&open_store(&config).await?, cmd).await,
@@ -74,7 +79,11 @@ fn read_stdin_lines(n: usize) -> anyhow::Result<Vec<String>> {
     let stdin = std::io::stdin();
     let mut lines = Vec::with_capacity(n);
     for line in stdin.lock().lines().take(n) {
-        lines.push(line.context("cannot read standard input")?.trim().to_owned());
+        lines.push(
+            line.context("cannot read standard input")?
+                .trim()
+                .to_owned(),
+        );
     }
     Ok(lines)
 }
@@ -101,12 +110,23 @@ async fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
                     must_change_password: false,
                 })
                 .await?;
-            println!("user {} created with id {} ({})", user.email, user.id, role.as_str());
+            println!(
+                "user {} created with id {} ({})",
+                user.email,
+                user.id,
+                role.as_str()
+            );
             Ok(())
         }
         UserCommand::List => {
             for u in store.users().await? {
-                println!("{}\t{}\t{}\t{}", u.id, u.email, u.role.as_str(), if u.active { "active" } else { "inactive" });
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    u.id,
+                    u.email,
+                    u.role.as_str(),
+                    if u.active { "active" } else { "inactive" }
+                );
             }
             Ok(())
         }
@@ -119,7 +139,10 @@ async fn channel(store: &Store, secrets: &SecretBox, cmd: ChannelCommand) -> any
             let input = channel_input(args)?;
             let new = input.into_new_channel(secrets, false)?;
             let record = store.create_channel(&new).await?;
-            println!("channel {} created for phone number id {}", record.id, record.phone_number_id);
+            println!(
+                "channel {} created for phone number id {}",
+                record.id, record.phone_number_id
+            );
             Ok(())
         }
         ChannelCommand::List => {
@@ -143,7 +166,10 @@ async fn channel(store: &Store, secrets: &SecretBox, cmd: ChannelCommand) -> any
                 .iter()
                 .find(|c| c.phone_number_id == channel || c.id.to_string() == channel)
                 .with_context(|| format!("no channel with id or phone number id {channel:?}"))?;
-            let update = ChannelUpdate { enabled: Some(false), ..Default::default() };
+            let update = ChannelUpdate {
+                enabled: Some(false),
+                ..Default::default()
+            };
             store.update_channel(found.id, &update).await?;
             println!("channel {} disabled", found.id);
             Ok(())
@@ -158,14 +184,21 @@ fn channel_input(args: ChannelAddArgs) -> anyhow::Result<ChannelInput> {
         .iter()
         .filter(|v| v.is_none())
         .count();
-    let mut from_stdin = if missing > 0 { read_stdin_lines(missing)? } else { Vec::new() }.into_iter();
+    let mut from_stdin = if missing > 0 {
+        read_stdin_lines(missing)?
+    } else {
+        Vec::new()
+    }
+    .into_iter();
     let mut take = |flag: Option<String>, what: &str| -> anyhow::Result<String> {
         match flag {
             Some(v) => Ok(v),
             None => from_stdin
                 .next()
                 .filter(|v| !v.is_empty())
-                .with_context(|| format!("{what} missing: pass --{what} or give it on standard input")),
+                .with_context(|| {
+                    format!("{what} missing: pass --{what} or give it on standard input")
+                }),
         }
     };
     let access_token = take(args.access_token, "access-token")?;
@@ -194,7 +227,13 @@ async fn inbox(store: &Store, cmd: InboxCommand) -> anyhow::Result<()> {
             }
             for d in dead {
                 let preview: String = d.body.chars().take(120).collect();
-                println!("{}\t{}\t{}\t{}", d.id, d.received_at, d.error.unwrap_or_default(), preview);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    d.id,
+                    d.received_at,
+                    d.error.unwrap_or_default(),
+                    preview
+                );
             }
             Ok(())
         }
@@ -203,7 +242,9 @@ async fn inbox(store: &Store, cmd: InboxCommand) -> anyhow::Result<()> {
             if !ids.is_empty() && n == 0 {
                 bail!("none of the given ids is a dead letter");
             }
-            println!("{n} dead letter(s) queued again; a running server processes them within seconds");
+            println!(
+                "{n} dead letter(s) queued again; a running server processes them within seconds"
+            );
             Ok(())
         }
     }

@@ -9,7 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 #[derive(Debug, Parser)]
-#[command(name = "atende", version, about = "Atende: a self-hosted WhatsApp contact center")]
+#[command(
+    name = "atende",
+    version,
+    about = "Atende: a self-hosted WhatsApp contact center"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -95,6 +99,33 @@ pub struct ServeArgs {
     /// [default: auto]
     #[arg(long, global = true, env = "ATENDE_DEMO", value_enum)]
     pub demo: Option<crate::demo::DemoMode>,
+    /// On a first start without any bot flow, install the pt-BR demo flow (greeting with the
+    /// protocol, menu, CPF/CNPJ identification, hand-off) and its queues. [default: true]
+    #[arg(
+        long,
+        global = true,
+        env = "ATENDE_SEED_DEMO_FLOW",
+        value_name = "BOOL"
+    )]
+    pub seed_demo_flow: Option<bool>,
+    /// Seconds without an answer before the bot reminds the customer (a flow may override it).
+    /// [default: 300]
+    #[arg(
+        long,
+        global = true,
+        env = "ATENDE_BOT_REMINDER_AFTER",
+        value_name = "SECS"
+    )]
+    pub bot_reminder_after: Option<u64>,
+    /// Seconds without an answer before the bot closes the conversation as abandoned (a flow may
+    /// override it). [default: 900]
+    #[arg(
+        long,
+        global = true,
+        env = "ATENDE_BOT_CLOSE_AFTER",
+        value_name = "SECS"
+    )]
+    pub bot_close_after: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +219,9 @@ struct FileConfig {
     sender_workers: Option<usize>,
     graph_timeout: Option<u64>,
     demo: Option<crate::demo::DemoMode>,
+    seed_demo_flow: Option<bool>,
+    bot_reminder_after: Option<u64>,
+    bot_close_after: Option<u64>,
 }
 
 /// Everything the program needs, resolved.
@@ -206,6 +240,11 @@ pub struct Config {
     pub sender_workers: usize,
     pub graph_timeout_secs: u64,
     pub demo: crate::demo::DemoMode,
+    /// Install the demo bot flow and its queues when no flow exists (off in tests, which create
+    /// their flows through the API).
+    pub seed_demo_flow: bool,
+    pub bot_reminder_after_secs: u64,
+    pub bot_close_after_secs: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -213,7 +252,10 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
             .field("database_url", &redact_url(&self.database_url))
-            .field("secret_key", &self.secret_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "secret_key",
+                &self.secret_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
             .field("webhook_max_body", &self.webhook_max_body)
@@ -265,7 +307,11 @@ impl Config {
             .parse()
             .with_context(|| format!("invalid listen address {listen_text:?}"))?;
         let protocol = domain::protocol::ProtocolConfig {
-            prefix: serve.protocol_prefix.clone().or(file.protocol_prefix).unwrap_or_default(),
+            prefix: serve
+                .protocol_prefix
+                .clone()
+                .or(file.protocol_prefix)
+                .unwrap_or_default(),
             time_zone: serve
                 .time_zone
                 .clone()
@@ -276,14 +322,34 @@ impl Config {
         if let Err(e) = domain::protocol::validate_config(&protocol) {
             bail!("invalid protocol settings: {e}");
         }
+        let bot_reminder_after_secs = serve
+            .bot_reminder_after
+            .or(file.bot_reminder_after)
+            .unwrap_or(300);
+        let bot_close_after_secs = serve
+            .bot_close_after
+            .or(file.bot_close_after)
+            .unwrap_or(900);
+        if bot_reminder_after_secs == 0 || bot_close_after_secs <= bot_reminder_after_secs {
+            bail!(
+                "invalid bot inactivity settings: the reminder ({bot_reminder_after_secs} s) must be positive and come before the close ({bot_close_after_secs} s)"
+            );
+        }
         Ok(Config {
             data_dir,
             database_url,
             secret_key: global.secret_key.clone().or(file.secret_key),
-            log: global.log.clone().or(file.log).unwrap_or_else(|| "info".to_owned()),
+            log: global
+                .log
+                .clone()
+                .or(file.log)
+                .unwrap_or_else(|| "info".to_owned()),
             listen,
             public_url: serve.public_url.clone().or(file.public_url),
-            webhook_max_body: serve.webhook_max_body.or(file.webhook_max_body).unwrap_or(1 << 20),
+            webhook_max_body: serve
+                .webhook_max_body
+                .or(file.webhook_max_body)
+                .unwrap_or(1 << 20),
             protocol,
             admin_email: serve
                 .admin_email
@@ -293,7 +359,13 @@ impl Config {
             media_store: serve.media_store.clone().or(file.media_store),
             sender_workers: serve.sender_workers.or(file.sender_workers).unwrap_or(2),
             graph_timeout_secs: serve.graph_timeout.or(file.graph_timeout).unwrap_or(20),
-            demo: serve.demo.or(file.demo).unwrap_or(crate::demo::DemoMode::Auto),
+            demo: serve
+                .demo
+                .or(file.demo)
+                .unwrap_or(crate::demo::DemoMode::Auto),
+            seed_demo_flow: serve.seed_demo_flow.or(file.seed_demo_flow).unwrap_or(true),
+            bot_reminder_after_secs,
+            bot_close_after_secs,
         })
     }
 
@@ -313,6 +385,9 @@ impl Config {
             sender_workers: 2,
             graph_timeout_secs: 5,
             demo: crate::demo::DemoMode::Off,
+            seed_demo_flow: false,
+            bot_reminder_after_secs: 300,
+            bot_close_after_secs: 900,
         }
     }
 }
@@ -329,7 +404,10 @@ mod tests {
 
     #[test]
     fn redacts_database_password() {
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://data/a.db"), "sqlite://data/a.db");
     }
@@ -339,14 +417,30 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("atende-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("atende.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9999\"\nprotocol_prefix = \"AT\"\n").unwrap();
-        let global = GlobalArgs { config: Some(file.clone()), ..Default::default() };
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9999\"\nprotocol_prefix = \"AT\"\n",
+        )
+        .unwrap();
+        let global = GlobalArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
         let from_file = Config::resolve(&global, &ServeArgs::default()).unwrap();
         assert_eq!(from_file.listen.port(), 9999);
         assert_eq!(from_file.protocol.prefix, "AT");
-        let flags = ServeArgs { listen: Some("127.0.0.1:7777".into()), ..Default::default() };
-        assert_eq!(Config::resolve(&global, &flags).unwrap().listen.port(), 7777);
+        let flags = ServeArgs {
+            listen: Some("127.0.0.1:7777".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::resolve(&global, &flags).unwrap().listen.port(),
+            7777
+        );
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
-        assert!(Config::resolve(&global, &ServeArgs::default()).is_err(), "typos are refused");
+        assert!(
+            Config::resolve(&global, &ServeArgs::default()).is_err(),
+            "typos are refused"
+        );
     }
 }

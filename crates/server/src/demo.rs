@@ -22,7 +22,11 @@ pub enum DemoMode {
 }
 
 /// Creates (first run) or refreshes the simulator channel and returns the simulator to mount.
-pub async fn start(channels: &ChannelRegistry, store: &store::Store, port: u16) -> anyhow::Result<GraphSim> {
+pub async fn start(
+    channels: &ChannelRegistry,
+    store: &store::Store,
+    port: u16,
+) -> anyhow::Result<GraphSim> {
     let base_url = format!("http://127.0.0.1:{port}/sim/v23.0");
     let channel = match channels.by_phone_number_id(SIM_PHONE_NUMBER_ID) {
         Some(existing) => {
@@ -47,7 +51,9 @@ pub async fn start(channels: &ChannelRegistry, store: &store::Store, port: u16) 
                 rate_limit_per_sec: Some(80),
                 mark_read: Some(true),
             };
-            store.create_channel(&input.into_new_channel(channels.secrets(), true)?).await?;
+            store
+                .create_channel(&input.into_new_channel(channels.secrets(), true)?)
+                .await?;
             channels.reload().await?;
             channels
                 .by_phone_number_id(SIM_PHONE_NUMBER_ID)
@@ -60,7 +66,11 @@ pub async fn start(channels: &ChannelRegistry, store: &store::Store, port: u16) 
         channel.access_token.clone(),
         SIM_PHONE_NUMBER_ID,
     );
-    cfg.phone_numbers = vec![PhoneNumber::new(SIM_PHONE_NUMBER_ID, SIM_DISPLAY_NUMBER, SIM_WABA_ID)];
+    cfg.phone_numbers = vec![PhoneNumber::new(
+        SIM_PHONE_NUMBER_ID,
+        SIM_DISPLAY_NUMBER,
+        SIM_WABA_ID,
+    )];
     cfg.webhook_url = Some(format!("http://127.0.0.1:{port}/webhooks/whatsapp"));
     let sim = GraphSim::new(cfg)?;
     sim.set_base_url(base_url);

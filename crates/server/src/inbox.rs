@@ -37,25 +37,44 @@ pub struct InboxWriter {
 
 impl InboxWriter {
     /// `writers` tasks commit in parallel (1 for SQLite, which has a single writer anyway).
-    pub fn start(store: Store, writers: usize, wake: Arc<Notify>, shutdown: CancellationToken) -> InboxWriter {
+    pub fn start(
+        store: Store,
+        writers: usize,
+        wake: Arc<Notify>,
+        shutdown: CancellationToken,
+    ) -> InboxWriter {
         let (tx, rx) = mpsc::channel::<PendingAppend>(MAX_GROUP * 16);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..writers.max(1) {
-            tokio::spawn(write_loop(store.clone(), rx.clone(), wake.clone(), shutdown.clone()));
+            tokio::spawn(write_loop(
+                store.clone(),
+                rx.clone(),
+                wake.clone(),
+                shutdown.clone(),
+            ));
         }
         InboxWriter { tx }
     }
 
     /// Returns once the body is committed (or was already stored).
-    pub async fn append(&self, body: Vec<u8>, dead_reason: Option<String>) -> Result<Appended, String> {
+    pub async fn append(
+        &self,
+        body: Vec<u8>,
+        dead_reason: Option<String>,
+    ) -> Result<Appended, String> {
         let sha256_hex = hex::encode(Sha256::digest(&body));
         let (done, wait) = oneshot::channel();
-        let item = InboxAppend { body, sha256_hex, dead_reason };
+        let item = InboxAppend {
+            body,
+            sha256_hex,
+            dead_reason,
+        };
         self.tx
             .send(PendingAppend { item, done })
             .await
             .map_err(|_| "the inbox writer has stopped".to_owned())?;
-        wait.await.map_err(|_| "the inbox writer has stopped".to_owned())?
+        wait.await
+            .map_err(|_| "the inbox writer has stopped".to_owned())?
     }
 }
 
@@ -117,7 +136,9 @@ impl InboxProcessor {
         loop {
             match self.drain().await {
                 Ok(()) => {}
-                Err(e) => tracing::error!(error = %format!("{e:#}"), "inbox processing failed; will retry"),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "inbox processing failed; will retry")
+                }
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
@@ -135,7 +156,11 @@ impl InboxProcessor {
 
     async fn drain(&self) -> anyhow::Result<()> {
         loop {
-            if !self.store.try_lease(INBOX_LEASE, &self.instance_id, LEASE_MS).await? {
+            if !self
+                .store
+                .try_lease(INBOX_LEASE, &self.instance_id, LEASE_MS)
+                .await?
+            {
                 return Ok(());
             }
             let rows = self.store.pending_inbox(100).await?;
@@ -154,13 +179,19 @@ impl InboxProcessor {
             Err(reason) => {
                 tracing::warn!(inbox_id = row.id, %reason, "webhook kept as dead letter");
                 self.store.mark_inbox_dead(row.id, &reason).await?;
-                self.live.publish(Notice::InboxProcessed { inbox_id: row.id });
+                self.live
+                    .publish(Notice::InboxProcessed { inbox_id: row.id });
                 return Ok(());
             }
         };
-        let report = self.store.apply_inbound(row.id, &items, &self.protocol).await?;
+        let report = self
+            .store
+            .apply_inbound(row.id, &items, &self.protocol)
+            .await?;
         for conversation_id in &report.opened_conversations {
-            self.live.publish(Notice::ConversationOpened { conversation_id: *conversation_id });
+            self.live.publish(Notice::ConversationOpened {
+                conversation_id: *conversation_id,
+            });
         }
         for (conversation_id, message_id) in &report.new_messages {
             self.live.publish(Notice::MessageCreated {
@@ -178,7 +209,8 @@ impl InboxProcessor {
         if !report.new_media.is_empty() {
             self.media_wake.notify_one();
         }
-        self.live.publish(Notice::InboxProcessed { inbox_id: row.id });
+        self.live
+            .publish(Notice::InboxProcessed { inbox_id: row.id });
         Ok(())
     }
 
@@ -199,7 +231,10 @@ impl InboxProcessor {
                     .channels
                     .by_phone_number_id(&value.metadata.phone_number_id)
                     .ok_or_else(|| {
-                        format!("no channel for phone number id {}", value.metadata.phone_number_id)
+                        format!(
+                            "no channel for phone number id {}",
+                            value.metadata.phone_number_id
+                        )
                     })?;
                 for error in &value.errors {
                     tracing::warn!(channel_id = channel.id, code = error.code, title = ?error.title, "WhatsApp reported an error");
@@ -241,7 +276,10 @@ fn collect_items(channel_id: i64, value: &MessagesValue, items: &mut Vec<Inbound
     }
     for status in &value.statuses {
         let Some(kind) = delivery_status(&status.status) else {
-            tracing::debug!(status = status.status.as_str(), "status kind without a delivery meaning");
+            tracing::debug!(
+                status = status.status.as_str(),
+                "status kind without a delivery meaning"
+            );
             continue;
         };
         let error = status.errors.first();

@@ -8,11 +8,24 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Notice {
-    ConversationOpened { conversation_id: i64 },
-    MessageCreated { conversation_id: i64, message_id: i64 },
-    MessageStatus { conversation_id: i64, message_id: i64, status: String },
-    InboxProcessed { inbox_id: i64 },
-    MediaUpdated { media_id: i64 },
+    ConversationOpened {
+        conversation_id: i64,
+    },
+    MessageCreated {
+        conversation_id: i64,
+        message_id: i64,
+    },
+    MessageStatus {
+        conversation_id: i64,
+        message_id: i64,
+        status: String,
+    },
+    InboxProcessed {
+        inbox_id: i64,
+    },
+    MediaUpdated {
+        media_id: i64,
+    },
 }
 
 #[derive(Clone)]

@@ -39,14 +39,20 @@ impl MediaFiles {
                     .with_context(|| format!("cannot create media folder {}", dir.display()))?;
                 Arc::new(LocalFileSystem::new_with_prefix(dir)?)
             }
-            Some(other) => anyhow::bail!("unsupported media store {other:?}: use file:///path or s3://bucket"),
+            Some(other) => {
+                anyhow::bail!("unsupported media store {other:?}: use file:///path or s3://bucket")
+            }
         };
         Ok(MediaFiles { inner })
     }
 
     /// Stores the bytes under a new random key and returns it.
     pub async fn put(&self, bytes: Bytes) -> anyhow::Result<String> {
-        let key = format!("{}/{}", crate::clock::today_path(), crate::passwords::random_token());
+        let key = format!(
+            "{}/{}",
+            crate::clock::today_path(),
+            crate::passwords::random_token()
+        );
         self.inner
             .put(&ObjectPath::from(key.as_str()), PutPayload::from(bytes))
             .await

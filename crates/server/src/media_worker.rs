@@ -54,7 +54,11 @@ impl MediaDownloader {
     }
 
     async fn attempt(&self, media: MediaRecord) {
-        match self.store.start_media_attempt(media.id, ATTEMPT_LEASE_MS).await {
+        match self
+            .store
+            .start_media_attempt(media.id, ATTEMPT_LEASE_MS)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
@@ -64,7 +68,11 @@ impl MediaDownloader {
         }
         let attempt = media.attempts + 1;
         let outcome = match self.download(&media).await {
-            Ok(()) => return self.live.publish(Notice::MediaUpdated { media_id: media.id }),
+            Ok(()) => {
+                return self
+                    .live
+                    .publish(Notice::MediaUpdated { media_id: media.id });
+            }
             Err(reason) if attempt < MAX_ATTEMPTS => {
                 let delay = domain::backoff::backoff_delay_ms(
                     u32::try_from(attempt).unwrap_or(u32::MAX),
@@ -75,12 +83,18 @@ impl MediaDownloader {
                 );
                 tracing::info!(media_id = media.id, attempt, %reason, "media download will be retried");
                 let next = store::now_ms() + i64::try_from(delay).unwrap_or(60_000);
-                self.store.media_attempt_failed(media.id, &reason, Some(next)).await
+                self.store
+                    .media_attempt_failed(media.id, &reason, Some(next))
+                    .await
             }
             Err(reason) => {
                 tracing::warn!(media_id = media.id, %reason, "media download failed for good");
-                let result = self.store.media_attempt_failed(media.id, &reason, None).await;
-                self.live.publish(Notice::MediaUpdated { media_id: media.id });
+                let result = self
+                    .store
+                    .media_attempt_failed(media.id, &reason, None)
+                    .await;
+                self.live
+                    .publish(Notice::MediaUpdated { media_id: media.id });
                 result
             }
         };
@@ -96,20 +110,34 @@ impl MediaDownloader {
             .ok_or("the channel of this file no longer exists")?;
         let wa_media_id = media.wa_media_id.as_deref().ok_or("no WhatsApp media id")?;
         let creds = channel.creds();
-        let mut info = self.graph.media_info(&creds, wa_media_id).await.map_err(describe)?;
+        let mut info = self
+            .graph
+            .media_info(&creds, wa_media_id)
+            .await
+            .map_err(describe)?;
         let bytes = match self.graph.download(&creds, &info.url).await {
             Ok(bytes) => bytes,
             // The URL lives five minutes: an expired one is fetched again, once.
             Err(e) if matches!(e.http_status(), Some(401 | 403 | 404 | 410)) => {
-                info = self.graph.media_info(&creds, wa_media_id).await.map_err(describe)?;
-                self.graph.download(&creds, &info.url).await.map_err(describe)?
+                info = self
+                    .graph
+                    .media_info(&creds, wa_media_id)
+                    .await
+                    .map_err(describe)?;
+                self.graph
+                    .download(&creds, &info.url)
+                    .await
+                    .map_err(describe)?
             }
             Err(e) => return Err(describe(e)),
         };
         if let Some(expected) = info.file_size
             && expected != bytes.len() as u64
         {
-            return Err(format!("expected {expected} bytes, received {}", bytes.len()));
+            return Err(format!(
+                "expected {expected} bytes, received {}",
+                bytes.len()
+            ));
         }
         let digest = Sha256::digest(&bytes);
         let hex_digest = hex::encode(digest);
@@ -121,9 +149,19 @@ impl MediaDownloader {
         {
             return Err("the file's SHA-256 does not match what Meta announced".into());
         }
-        let key = self.files.put(bytes.clone()).await.map_err(|e| format!("{e:#}"))?;
+        let key = self
+            .files
+            .put(bytes.clone())
+            .await
+            .map_err(|e| format!("{e:#}"))?;
         self.store
-            .media_ready(media.id, &key, info.mime_type.as_deref(), bytes.len() as i64, &hex_digest)
+            .media_ready(
+                media.id,
+                &key,
+                info.mime_type.as_deref(),
+                bytes.len() as i64,
+                &hex_digest,
+            )
             .await
             .map_err(|e| e.to_string())
     }

@@ -40,8 +40,14 @@ pub enum SendContent {
         preview_url: bool,
     },
     /// A file uploaded with `POST /api/media` (or received), sent as image/audio/video/document.
-    Media { media_id: i64, caption: Option<String> },
-    Reaction { message_id: i64, emoji: String },
+    Media {
+        media_id: i64,
+        caption: Option<String>,
+    },
+    Reaction {
+        message_id: i64,
+        emoji: String,
+    },
     Buttons {
         body: String,
         buttons: Vec<ReplyButton>,
@@ -70,7 +76,11 @@ pub async fn send(
     Json(req): Json<SendRequest>,
 ) -> ApiResult<Response> {
     who.require(STAFF)?;
-    let conversation = app.store.conversation(conversation_id).await?.ok_or(ApiError::NotFound)?;
+    let conversation = app
+        .store
+        .conversation(conversation_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if conversation.closed_at.is_some() {
         return Err(ApiError::Conflict(
             "conversation_closed",
@@ -90,7 +100,9 @@ pub async fn send(
         None => None,
     };
     let (content, media_id, body) = build_content(&app, conversation_id, req.content).await?;
-    content.validate().map_err(|e| ApiError::bad_request(e.to_string()))?;
+    content
+        .validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let author = match &who {
         Principal::User(_) => "agent",
         Principal::ApiToken { .. } => "integration",
@@ -120,10 +132,12 @@ async fn wamid_in(app: &AppState, conversation_id: i64, message_id: i64) -> ApiR
         .message(message_id)
         .await?
         .filter(|m| m.conversation_id == conversation_id)
-        .ok_or_else(|| ApiError::bad_request(format!("message {message_id} is not in this conversation")))?;
-    message
-        .wamid
-        .ok_or_else(|| ApiError::bad_request(format!("message {message_id} has not reached WhatsApp yet")))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("message {message_id} is not in this conversation"))
+        })?;
+    message.wamid.ok_or_else(|| {
+        ApiError::bad_request(format!("message {message_id} has not reached WhatsApp yet"))
+    })
 }
 
 async fn build_content(
@@ -132,9 +146,14 @@ async fn build_content(
     content: SendContent,
 ) -> ApiResult<(OutboundContent, Option<i64>, Option<String>)> {
     Ok(match content {
-        SendContent::Text { body, preview_url } => {
-            (OutboundContent::Text { body: body.clone(), preview_url }, None, Some(body))
-        }
+        SendContent::Text { body, preview_url } => (
+            OutboundContent::Text {
+                body: body.clone(),
+                preview_url,
+            },
+            None,
+            Some(body),
+        ),
         SendContent::Media { media_id, caption } => {
             // The sender replaces this reference with Meta's id once the file is uploaded there.
             let pending = || MediaRef::Id(format!("atende-media-{media_id}"));
@@ -143,10 +162,20 @@ async fn build_content(
                 .media(media_id)
                 .await?
                 .filter(|m| m.state == "ready")
-                .ok_or_else(|| ApiError::bad_request(format!("media {media_id} does not exist or is not ready")))?;
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "media {media_id} does not exist or is not ready"
+                    ))
+                })?;
             let content = match media.kind.as_str() {
-                "image" => OutboundContent::Image { media: pending(), caption: caption.clone() },
-                "video" => OutboundContent::Video { media: pending(), caption: caption.clone() },
+                "image" => OutboundContent::Image {
+                    media: pending(),
+                    caption: caption.clone(),
+                },
+                "video" => OutboundContent::Video {
+                    media: pending(),
+                    caption: caption.clone(),
+                },
                 "audio" => OutboundContent::Audio { media: pending() },
                 "sticker" => OutboundContent::Sticker { media: pending() },
                 _ => OutboundContent::Document {
@@ -160,21 +189,64 @@ async fn build_content(
         }
         SendContent::Reaction { message_id, emoji } => {
             let wamid = wamid_in(app, conversation_id, message_id).await?;
-            (OutboundContent::Reaction { message_id: wamid, emoji: emoji.clone() }, None, Some(emoji))
+            (
+                OutboundContent::Reaction {
+                    message_id: wamid,
+                    emoji: emoji.clone(),
+                },
+                None,
+                Some(emoji),
+            )
         }
-        SendContent::Buttons { body, buttons, header, footer } => (
-            OutboundContent::Buttons { header, body: body.clone(), footer, buttons },
+        SendContent::Buttons {
+            body,
+            buttons,
+            header,
+            footer,
+        } => (
+            OutboundContent::Buttons {
+                header,
+                body: body.clone(),
+                footer,
+                buttons,
+            },
             None,
             Some(body),
         ),
-        SendContent::List { body, button, sections, header, footer } => (
-            OutboundContent::List { header, body: body.clone(), footer, button, sections },
+        SendContent::List {
+            body,
+            button,
+            sections,
+            header,
+            footer,
+        } => (
+            OutboundContent::List {
+                header,
+                body: body.clone(),
+                footer,
+                button,
+                sections,
+            },
             None,
             Some(body),
         ),
-        SendContent::Location { latitude, longitude, name, address } => {
+        SendContent::Location {
+            latitude,
+            longitude,
+            name,
+            address,
+        } => {
             let body = name.clone();
-            (OutboundContent::Location { latitude, longitude, name, address }, None, body)
+            (
+                OutboundContent::Location {
+                    latitude,
+                    longitude,
+                    name,
+                    address,
+                },
+                None,
+                body,
+            )
         }
     })
 }
@@ -187,7 +259,11 @@ pub async fn mark_read(
     Path(conversation_id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     who.require(STAFF)?;
-    let conversation = app.store.conversation(conversation_id).await?.ok_or(ApiError::NotFound)?;
+    let conversation = app
+        .store
+        .conversation(conversation_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let latest = app.store.mark_conversation_read(conversation_id).await?;
     let channel = app.channels.by_id(conversation.channel_id);
     let mut marked = false;
@@ -204,7 +280,11 @@ pub async fn mark_read(
     Ok(Json(json!({ "ok": true, "marked_on_whatsapp": marked })))
 }
 
-pub async fn upload(State(app): State<AppState>, who: Principal, mut multipart: Multipart) -> ApiResult<Response> {
+pub async fn upload(
+    State(app): State<AppState>,
+    who: Principal,
+    mut multipart: Multipart,
+) -> ApiResult<Response> {
     who.require(STAFF)?;
     let mut file = None;
     while let Some(field) = multipart
@@ -221,14 +301,25 @@ pub async fn upload(State(app): State<AppState>, who: Principal, mut multipart: 
             file = Some((filename, bytes));
         }
     }
-    let (filename, bytes) = file.ok_or_else(|| ApiError::bad_request("send the file in a multipart field named \"file\""))?;
+    let (filename, bytes) = file.ok_or_else(|| {
+        ApiError::bad_request("send the file in a multipart field named \"file\"")
+    })?;
     let detected = match whatsapp::media::validate_upload(&bytes, filename.as_deref()) {
         Ok(d) => d,
         Err(MediaError::Empty) => return Err(ApiError::bad_request("the file is empty")),
         Err(e @ MediaError::TooLarge { .. }) => {
-            return Ok((StatusCode::PAYLOAD_TOO_LARGE, Json(json!({"error": {"code": "too_large", "message": e.to_string()}}))).into_response());
+            return Ok((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(json!({"error": {"code": "too_large", "message": e.to_string()}})),
+            )
+                .into_response());
         }
-        Err(e @ MediaError::Unsupported { .. }) => return Err(ApiError::Unsupported("unsupported_media_type", e.to_string())),
+        Err(e @ MediaError::Unsupported { .. }) => {
+            return Err(ApiError::Unsupported(
+                "unsupported_media_type",
+                e.to_string(),
+            ));
+        }
     };
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let size = bytes.len() as i64;
@@ -252,14 +343,30 @@ pub async fn upload(State(app): State<AppState>, who: Principal, mut multipart: 
 /// Keeps a display name and nothing that could look like a path.
 fn sanitize_filename(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    let clean: String = base.chars().filter(|c| !c.is_control() && *c != '"').take(200).collect();
-    if clean.trim().is_empty() || clean == "." || clean == ".." { "arquivo".into() } else { clean }
+    let clean: String = base
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"')
+        .take(200)
+        .collect();
+    if clean.trim().is_empty() || clean == "." || clean == ".." {
+        "arquivo".into()
+    } else {
+        clean
+    }
 }
 
-pub async fn download(State(app): State<AppState>, who: Principal, Path(id): Path<i64>) -> ApiResult<Response> {
+pub async fn download(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
     who.require(STAFF)?;
     let media = app.store.media(id).await?.ok_or(ApiError::NotFound)?;
-    let Some(key) = media.storage_key.as_deref().filter(|_| media.state == "ready") else {
+    let Some(key) = media
+        .storage_key
+        .as_deref()
+        .filter(|_| media.state == "ready")
+    else {
         return Ok((
             StatusCode::CONFLICT,
             Json(json!({ "error": { "code": "media_not_ready", "message": "the file is not available", "state": media.state, "last_error": media.last_error } })),
@@ -267,9 +374,15 @@ pub async fn download(State(app): State<AppState>, who: Principal, Path(id): Pat
             .into_response());
     };
     let bytes = app.files.get(key).await?;
-    let mime = media.mime_type.clone().unwrap_or_else(|| "application/octet-stream".into());
+    let mime = media
+        .mime_type
+        .clone()
+        .unwrap_or_else(|| "application/octet-stream".into());
     let inline = matches!(media.kind.as_str(), "image" | "audio" | "video" | "sticker");
-    let filename = media.filename.clone().unwrap_or_else(|| format!("arquivo-{id}"));
+    let filename = media
+        .filename
+        .clone()
+        .unwrap_or_else(|| format!("arquivo-{id}"));
     let disposition = format!(
         "{}; filename=\"{}\"; filename*=UTF-8''{}",
         if inline { "inline" } else { "attachment" },
@@ -297,12 +410,18 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-pub async fn retry_media(State(app): State<AppState>, who: Principal, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+pub async fn retry_media(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
     who.require(STAFF)?;
     if !app.store.retry_media(id).await? {
-        return Err(ApiError::Conflict("not_failed", "only a failed download can be retried".into()));
+        return Err(ApiError::Conflict(
+            "not_failed",
+            "only a failed download can be retried".into(),
+        ));
     }
     app.media_wake.notify_one();
     Ok(Json(json!({ "ok": true })))
 }
-

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use domain::status::DeliveryStatus;
 use store::Store;
-use store::outbox::{Enqueued, NewOutbound, OutboxJob};
-use tokio::sync::{Notify, Semaphore};
+use store::outbox::{Enqueued, NewOutbound, OutboxJob, SentJob};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use whatsapp::errors::{Disposition, GraphError, explain_pt_br};
 use whatsapp::graph::GraphClient;
@@ -23,7 +23,7 @@ use crate::media_files::MediaFiles;
 /// waiting no better than a clear failure would).
 const MAX_RETRY_AGE_MS: i64 = 60 * 60 * 1000;
 const LEASE_MS: i64 = 120_000;
-const MAX_IN_FLIGHT: usize = 256;
+const MAX_IN_FLIGHT: usize = 1024;
 
 /// Enqueues messages and wakes the senders.
 #[derive(Clone)]
@@ -53,14 +53,66 @@ impl Outbound {
     }
 }
 
-/// The effective pacing for a configured rate: a small burst and a slightly lower refill so that no
-/// one-second window ever holds more than `configured` sends, while the sustained rate stays above
-/// 95% of it.
-pub fn pacing(configured: i64) -> (f64, f64) {
-    let configured = configured.clamp(1, 1000) as f64;
-    let burst = (configured * 0.03).max(domain::rate::min_burst_for(configured)).min(configured);
-    let rate = (configured - burst).max(configured * 0.5) * 0.995;
-    (rate, burst)
+/// The rate the sender schedules at: slightly under the configured one, so that network jitter
+/// between our clock and Meta's count cannot make a one-second window exceed the limit, while the
+/// sustained rate stays above 95% of it.
+pub fn pacing(configured: i64) -> f64 {
+    configured.clamp(1, 1000) as f64 * 0.965
+}
+
+/// How far ahead send slots are reserved: enough for a worker that comes back late to keep the
+/// pace, short enough that a new message does not wait behind a long schedule.
+const HORIZON_MS: f64 = 250.0;
+
+/// An accepted send waiting to be recorded, and where to answer once it is.
+type PendingCompletion = (
+    SentJob,
+    oneshot::Sender<store::Result<(i64, DeliveryStatus)>>,
+);
+
+/// Groups the records of accepted sends into shared transactions (one commit for many messages).
+#[derive(Clone)]
+pub struct Completions {
+    tx: mpsc::Sender<PendingCompletion>,
+}
+
+impl Completions {
+    pub fn start(store: Store) -> Completions {
+        let (tx, mut rx) = mpsc::channel::<PendingCompletion>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let jobs: Vec<SentJob> = batch.iter().map(|(job, _)| job.clone()).collect();
+                match store.complete_outbox_sent_many(&jobs).await {
+                    Ok(done) => {
+                        for ((_, reply), outcome) in batch.into_iter().zip(done) {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, count = jobs.len(), "cannot record sent messages");
+                        for (_, reply) in batch {
+                            let _ = reply.send(Err(store::StoreError::Conflict(e.to_string())));
+                        }
+                    }
+                }
+            }
+        });
+        Completions { tx }
+    }
+
+    pub async fn record(&self, job: SentJob) -> store::Result<(i64, DeliveryStatus)> {
+        let (reply, wait) = oneshot::channel();
+        let closed = || store::StoreError::Conflict("the completion writer stopped".into());
+        self.tx.send((job, reply)).await.map_err(|_| closed())?;
+        wait.await.map_err(|_| closed())?
+    }
 }
 
 #[derive(Clone)]
@@ -72,6 +124,7 @@ pub struct SenderWorker {
     pub live: Live,
     pub wake: Arc<Notify>,
     pub worker_id: String,
+    pub completions: Completions,
 }
 
 impl SenderWorker {
@@ -97,39 +150,54 @@ impl SenderWorker {
         }
     }
 
-    /// Claims and starts what the rate limits allow; returns how long to wait before the next round.
+    /// Claims what the rate limits allow and starts each job at its send slot; returns how long to
+    /// wait before the next round.
     async fn round(&self, permits: &Arc<Semaphore>) -> anyhow::Result<Duration> {
         let mut pause = Duration::from_secs(1);
         for channel_id in self.store.outbox_ready_channels().await? {
-            let Some(channel) = self.channels.by_id(channel_id) else { continue };
+            let Some(channel) = self.channels.by_id(channel_id) else {
+                continue;
+            };
             if !channel.enabled || !channel.healthy {
                 continue;
             }
-            let free = permits.available_permits().min(64) as u32;
+            let free = permits.available_permits().min(128) as u32;
             if free == 0 {
                 return Ok(Duration::from_millis(5));
             }
-            let (rate, burst) = pacing(channel.rate_limit_per_sec);
-            let (granted, wait_ms) = self.store.take_rate_tokens(channel.id, free, rate, burst).await?;
-            if granted == 0 {
-                pause = pause.min(Duration::from_millis(wait_ms.clamp(1, 1000)));
+            let rate = pacing(channel.rate_limit_per_sec);
+            // Claim first, then reserve exactly one slot per claimed job: reserving ahead of the
+            // queue would push the shared schedule forward and delay everyone's next message.
+            let mut jobs = self
+                .store
+                .claim_outbox(channel.id, i64::from(free), &self.worker_id, LEASE_MS)
+                .await?;
+            if jobs.is_empty() {
                 continue;
             }
-            let jobs = self
+            let claimed = jobs.len();
+            let (slots, wait_ms) = self
                 .store
-                .claim_outbox(channel.id, i64::from(granted), &self.worker_id, LEASE_MS)
+                .reserve_send_slots(channel.id, claimed as u32, rate, HORIZON_MS)
                 .await?;
-            let unused = granted.saturating_sub(jobs.len() as u32);
-            self.store.refund_rate_tokens(channel.id, unused, burst).await?;
-            if unused == 0 {
-                // The bucket, not the queue, stopped us: come back as soon as a token refills.
+            if slots.len() < claimed {
+                let back: Vec<i64> = jobs.split_off(slots.len()).iter().map(|j| j.id).collect();
+                self.store.unclaim_outbox(&back).await?;
+                let wait = if slots.is_empty() { wait_ms } else { 1 };
+                pause = pause.min(Duration::from_millis(wait.clamp(1, 1000)));
+            } else if claimed == free as usize {
+                // There may be more to claim right away.
                 pause = Duration::ZERO;
             }
-            for job in jobs {
+            for (job, slot) in jobs.into_iter().zip(slots) {
                 let permit = permits.clone().acquire_owned().await?;
                 let worker = self.clone();
                 let channel = channel.clone();
                 tokio::spawn(async move {
+                    let wait = slot - store::now_ms();
+                    if wait > 0 {
+                        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                    }
                     worker.send(&channel, job).await;
                     drop(permit);
                     // The recipient's next message may now go.
@@ -144,15 +212,27 @@ impl SenderWorker {
         let message_id = job.message.id;
         let conversation_id = job.message.conversation_id;
         match self.try_send(channel, &job).await {
-            Ok(wamid) => match self.store.complete_outbox_sent(job.id, message_id, &wamid).await {
-                Ok(status) => self.publish_status(conversation_id, message_id, status),
+            Ok(wamid) => match self
+                .completions
+                .record(SentJob {
+                    job_id: job.id,
+                    message_id,
+                    wamid,
+                })
+                .await
+            {
+                Ok((_, status)) => self.publish_status(conversation_id, message_id, status),
                 Err(e) => tracing::error!(message_id, error = %e, "sent but not recorded"),
             },
             Err(SendFailure::Graph(e)) => self.handle_graph_error(channel, &job, e).await,
             Err(SendFailure::Local(reason)) => {
                 tracing::warn!(message_id, %reason, "message cannot be sent");
                 let detail = format!("Não foi possível enviar: {reason}");
-                if let Err(e) = self.store.fail_outbox(job.id, message_id, None, "invalid_message", &detail).await {
+                if let Err(e) = self
+                    .store
+                    .fail_outbox(job.id, message_id, None, "invalid_message", &detail)
+                    .await
+                {
                     tracing::error!(message_id, error = %e, "cannot record failure");
                 }
                 self.publish_status(conversation_id, message_id, DeliveryStatus::Failed);
@@ -181,7 +261,11 @@ impl SenderWorker {
     }
 
     /// Meta's id for our file on this channel, uploading it the first time.
-    async fn uploaded_media_id(&self, channel: &Channel, media_id: i64) -> Result<String, SendFailure> {
+    async fn uploaded_media_id(
+        &self,
+        channel: &Channel,
+        media_id: i64,
+    ) -> Result<String, SendFailure> {
         let media = self
             .store
             .media(media_id)
@@ -197,8 +281,15 @@ impl SenderWorker {
             .storage_key
             .as_deref()
             .ok_or_else(|| SendFailure::Local("the attached file is not stored".into()))?;
-        let bytes = self.files.get(key).await.map_err(|e| SendFailure::Local(e.to_string()))?;
-        let mime = media.mime_type.as_deref().unwrap_or("application/octet-stream");
+        let bytes = self
+            .files
+            .get(key)
+            .await
+            .map_err(|e| SendFailure::Local(e.to_string()))?;
+        let mime = media
+            .mime_type
+            .as_deref()
+            .unwrap_or("application/octet-stream");
         let filename = media.filename.as_deref().unwrap_or("arquivo");
         let wa_id = self
             .graph
@@ -217,8 +308,11 @@ impl SenderWorker {
         let code = error.code();
         let now = store::now_ms();
         let outcome = match error.disposition() {
-            Disposition::Retry { min_delay_secs, max_attempts }
-                if job.attempts < i64::from(max_attempts) && now - job.created_at < MAX_RETRY_AGE_MS =>
+            Disposition::Retry {
+                min_delay_secs,
+                max_attempts,
+            } if job.attempts < i64::from(max_attempts)
+                && now - job.created_at < MAX_RETRY_AGE_MS =>
             {
                 let delay = domain::backoff::backoff_delay_ms(
                     u32::try_from(job.attempts).unwrap_or(u32::MAX),
@@ -228,13 +322,26 @@ impl SenderWorker {
                     rand::random::<f64>(),
                 );
                 tracing::info!(message_id, attempt = job.attempts, delay_ms = delay, error = %error, "send will be retried");
-                self.store.retry_outbox(job.id, now + i64::try_from(delay).unwrap_or(60_000), &error.to_string()).await
+                self.store
+                    .retry_outbox(
+                        job.id,
+                        now + i64::try_from(delay).unwrap_or(60_000),
+                        &error.to_string(),
+                    )
+                    .await
             }
             disposition => {
                 if disposition == Disposition::InvalidToken {
-                    tracing::error!(channel_id = channel.id, "Meta refused the channel's access token; channel marked unhealthy");
+                    tracing::error!(
+                        channel_id = channel.id,
+                        "Meta refused the channel's access token; channel marked unhealthy"
+                    );
                     let note = "O token de acesso foi recusado pela Meta (expirado ou inválido). Atualize-o no canal.";
-                    if let Err(e) = self.store.set_channel_health(channel.id, false, Some(note)).await {
+                    if let Err(e) = self
+                        .store
+                        .set_channel_health(channel.id, false, Some(note))
+                        .await
+                    {
                         tracing::error!(error = %e, "cannot mark channel unhealthy");
                     }
                     if let Err(e) = self.channels.reload().await {
@@ -242,12 +349,24 @@ impl SenderWorker {
                     }
                 }
                 tracing::warn!(message_id, code = ?code, error = %error, "message failed");
-                let title = code.map(|c| c.to_string()).unwrap_or_else(|| "error".into());
+                let title = code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "error".into());
                 let detail = code.map(explain_pt_br).unwrap_or_else(|| {
-                    format!("Falha ao enviar depois de {} tentativas: {error}", job.attempts)
+                    format!(
+                        "Falha ao enviar depois de {} tentativas: {error}",
+                        job.attempts
+                    )
                 });
-                let result = self.store.fail_outbox(job.id, message_id, code, &title, &detail).await;
-                self.publish_status(job.message.conversation_id, message_id, DeliveryStatus::Failed);
+                let result = self
+                    .store
+                    .fail_outbox(job.id, message_id, code, &title, &detail)
+                    .await;
+                self.publish_status(
+                    job.message.conversation_id,
+                    message_id,
+                    DeliveryStatus::Failed,
+                );
                 result
             }
         };
@@ -288,15 +407,12 @@ mod tests {
     use super::pacing;
 
     #[test]
-    fn pacing_never_exceeds_and_reaches_95_percent() {
+    fn pacing_stays_under_the_limit_and_above_95_percent() {
         for configured in [1, 2, 10, 80, 250, 1000] {
-            let (rate, burst) = pacing(configured);
+            let rate = pacing(configured);
             let c = configured as f64;
-            assert!(rate + burst <= c + 1e-9, "{configured}: {rate} + {burst}");
-            if configured >= 50 {
-                assert!(rate >= 0.95 * c, "{configured}: {rate}");
-            }
-            assert!(burst >= 1.0);
+            assert!(rate < c && rate >= 0.95 * c, "{configured}: {rate}");
         }
+        assert_eq!(pacing(5000), 965.0, "Meta's maximum is 1000/s");
     }
 }

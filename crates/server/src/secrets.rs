@@ -45,7 +45,10 @@ impl SecretBox {
 
     /// The key given in configuration, else the one in `<data_dir>/secret.key`, created on first run
     /// with owner-only permissions.
-    pub fn load_or_create(configured: Option<&str>, data_dir: &Path) -> Result<SecretBox, SecretError> {
+    pub fn load_or_create(
+        configured: Option<&str>,
+        data_dir: &Path,
+    ) -> Result<SecretBox, SecretError> {
         if let Some(key) = configured {
             return SecretBox::from_base64(key);
         }

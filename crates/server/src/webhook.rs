@@ -49,7 +49,10 @@ pub async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Byte
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok())
     else {
-        tracing::warn!(bytes = body.len(), "webhook without X-Hub-Signature-256 refused");
+        tracing::warn!(
+            bytes = body.len(),
+            "webhook without X-Hub-Signature-256 refused"
+        );
         return (StatusCode::UNAUTHORIZED, "missing X-Hub-Signature-256").into_response();
     };
     let Some(secret) = app
@@ -58,7 +61,10 @@ pub async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Byte
         .into_iter()
         .find(|s| whatsapp::signature::verify(s.as_bytes(), &body, signature))
     else {
-        tracing::warn!(bytes = body.len(), "webhook with an invalid signature refused");
+        tracing::warn!(
+            bytes = body.len(),
+            "webhook with an invalid signature refused"
+        );
         return (StatusCode::UNAUTHORIZED, "invalid signature").into_response();
     };
 
@@ -93,7 +99,11 @@ pub async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Byte
         Ok(Appended::Duplicate) => (StatusCode::OK, "EVENT_RECEIVED").into_response(),
         Err(e) => {
             tracing::error!(error = %e, "webhook not stored; Meta will retry");
-            (StatusCode::SERVICE_UNAVAILABLE, "temporarily unable to store the webhook").into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily unable to store the webhook",
+            )
+                .into_response()
         }
     }
 }

@@ -146,7 +146,12 @@ impl Store {
         }))
     }
 
-    pub async fn set_password_hash(&self, user_id: i64, hash: &str, must_change: bool) -> Result<()> {
+    pub async fn set_password_hash(
+        &self,
+        user_id: i64,
+        hash: &str,
+        must_change: bool,
+    ) -> Result<()> {
         let done = on_write!(self, pool => {
             sqlx::query("UPDATE users SET password_hash = $1, must_change_password = $2 WHERE id = $3")
                 .bind(hash)

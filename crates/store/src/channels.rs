@@ -86,9 +86,12 @@ impl Store {
         });
         match result {
             Ok(id) => self.channel(id).await?.ok_or(StoreError::NotFound),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
-                format!("phone number id {} already has a channel", new.phone_number_id),
-            )),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Conflict(format!(
+                    "phone number id {} already has a channel",
+                    new.phone_number_id
+                )))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -152,7 +155,12 @@ impl Store {
     }
 
     /// Records whether Meta accepts the channel's token; an unhealthy channel sends nothing.
-    pub async fn set_channel_health(&self, id: i64, healthy: bool, note: Option<&str>) -> Result<()> {
+    pub async fn set_channel_health(
+        &self,
+        id: i64,
+        healthy: bool,
+        note: Option<&str>,
+    ) -> Result<()> {
         on_write!(self, pool => {
             sqlx::query("UPDATE channels SET healthy = $2, health_note = $3, updated_at = $4 WHERE id = $1")
                 .bind(id)

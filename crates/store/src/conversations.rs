@@ -117,7 +117,8 @@ pub(crate) const MESSAGE_COLUMNS: &str = "id, conversation_id, channel_id, direc
     author_user_id, wamid, kind, body, content, reply_to_wamid, status, error_code, error_title,
     error_detail, media_id, wa_timestamp, created_at, updated_at";
 
-/// The state a conversation starts in until the bot and the desk take it over.
+/// The state a conversation starts in when no bot flow applies to its channel; with a flow it
+/// starts in [`crate::bot::BOT_STATE`] and the bot worker hands it to a queue.
 pub const INITIAL_STATE: &str = "queued";
 
 impl Store {
@@ -187,6 +188,15 @@ impl Store {
                                 .fetch_one(&mut *tx)
                                 .await?;
                                 let number = protocol::format_protocol(protocol_cfg, &day, seq);
+                                // With a bot flow for this channel the conversation opens in the bot,
+                                // atomically with its creation, so the desk never sees it queued first.
+                                let flows: i64 = sqlx::query_scalar(
+                                    "SELECT COUNT(*) FROM flows WHERE enabled = TRUE AND (channel_id IS NULL OR channel_id = $1)",
+                                )
+                                .bind(m.channel_id)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                                let state = if flows > 0 { crate::bot::BOT_STATE } else { INITIAL_STATE };
                                 let id: i64 = sqlx::query_scalar(
                                     "INSERT INTO conversations (channel_id, contact_id, protocol, state, opened_at, last_message_at)
                                      VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
@@ -194,7 +204,7 @@ impl Store {
                                 .bind(m.channel_id)
                                 .bind(contact_id)
                                 .bind(&number)
-                                .bind(INITIAL_STATE)
+                                .bind(state)
                                 .bind(now)
                                 .fetch_one(&mut *tx)
                                 .await?;
@@ -344,7 +354,11 @@ impl Store {
     }
 
     /// Conversations, most recent first, optionally only open ones.
-    pub async fn conversations(&self, open_only: bool, limit: i64) -> Result<Vec<ConversationSummary>> {
+    pub async fn conversations(
+        &self,
+        open_only: bool,
+        limit: i64,
+    ) -> Result<Vec<ConversationSummary>> {
         let sql = format!(
             "{CONVERSATION_SELECT} WHERE ($1 = FALSE OR c.closed_at IS NULL)
              ORDER BY c.last_message_at DESC, c.id DESC LIMIT $2"

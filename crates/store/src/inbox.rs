@@ -46,31 +46,42 @@ impl Store {
     /// is durable.
     pub async fn append_inbox(&self, items: &[InboxAppend]) -> Result<Vec<Appended>> {
         let now = now_ms();
-        let outcomes = on_write!(self, pool => {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One multi-row statement per group: the per-statement cost, not the commit, is what
+        // bounds a single SQLite writer.
+        let inserted: Vec<(i64, String)> = on_write!(self, pool => {
             let mut tx = pool.begin().await?;
-            let mut outcomes = Vec::with_capacity(items.len());
-            for item in items {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO inbox (received_at, body, body_sha256, state, error) ",
+            );
+            insert.push_values(items, |mut row, item| {
                 let (state, error) = match &item.dead_reason {
-                    Some(reason) => ("dead", Some(reason.as_str())),
+                    Some(reason) => ("dead", Some(reason.clone())),
                     None => ("pending", None),
                 };
-                let id: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO inbox (received_at, body, body_sha256, state, error)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (body_sha256) DO NOTHING RETURNING id",
-                )
-                .bind(now)
-                .bind(&item.body)
-                .bind(&item.sha256_hex)
-                .bind(state)
-                .bind(error)
-                .fetch_optional(&mut *tx)
-                .await?;
-                outcomes.push(id.map_or(Appended::Duplicate, Appended::New));
-            }
+                row.push_bind(now)
+                    .push_bind(item.body.clone())
+                    .push_bind(item.sha256_hex.clone())
+                    .push_bind(state)
+                    .push_bind(error);
+            });
+            insert.push(" ON CONFLICT (body_sha256) DO NOTHING RETURNING id, body_sha256");
+            let rows = insert.build_query_as().fetch_all(&mut *tx).await?;
             tx.commit().await?;
-            outcomes
+            rows
         });
+        let mut new_ids: std::collections::HashMap<String, i64> =
+            inserted.into_iter().map(|(id, sha)| (sha, id)).collect();
+        // The first of identical bodies in a group is the new one; the rest are duplicates.
+        let outcomes = items
+            .iter()
+            .map(|item| match new_ids.remove(&item.sha256_hex) {
+                Some(id) => Appended::New(id),
+                None => Appended::Duplicate,
+            })
+            .collect();
         Ok(outcomes)
     }
 

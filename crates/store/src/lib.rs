@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 };
 
 pub mod auth;
+pub mod bot;
 pub mod channels;
 pub mod conversations;
 pub mod events;

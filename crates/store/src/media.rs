@@ -27,7 +27,8 @@ pub struct MediaRecord {
     pub created_at: i64,
 }
 
-const COLUMNS: &str = "id, channel_id, direction, wa_media_id, kind, mime_type, filename, size_bytes,
+const COLUMNS: &str =
+    "id, channel_id, direction, wa_media_id, kind, mime_type, filename, size_bytes,
     sha256, expected_sha256, storage_key, state, attempts, last_error, created_at";
 
 /// A file an agent uploaded, already stored and validated.
@@ -133,8 +134,17 @@ impl Store {
     }
 
     /// Schedules another attempt, or gives up (`next_attempt_at` None) with the reason.
-    pub async fn media_attempt_failed(&self, id: i64, error: &str, next_attempt_at: Option<i64>) -> Result<()> {
-        let state = if next_attempt_at.is_some() { "pending" } else { "failed" };
+    pub async fn media_attempt_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: Option<i64>,
+    ) -> Result<()> {
+        let state = if next_attempt_at.is_some() {
+            "pending"
+        } else {
+            "failed"
+        };
         on_write!(self, pool => {
             sqlx::query(
                 "UPDATE media SET state = $2, last_error = $3, next_attempt_at = $4, updated_at = $5 WHERE id = $1",
@@ -168,7 +178,12 @@ impl Store {
     }
 
     /// Remembers Meta's id for an outbound file uploaded to a channel (reused by later sends).
-    pub async fn set_media_upload(&self, id: i64, channel_id: i64, wa_media_id: &str) -> Result<()> {
+    pub async fn set_media_upload(
+        &self,
+        id: i64,
+        channel_id: i64,
+        wa_media_id: &str,
+    ) -> Result<()> {
         on_write!(self, pool => {
             sqlx::query("UPDATE media SET channel_id = $2, wa_media_id = $3, updated_at = $4 WHERE id = $1")
                 .bind(id)

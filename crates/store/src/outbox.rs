@@ -2,7 +2,6 @@
 //! in per-recipient order, paced by a per-number token bucket that lives in the database so that
 //! every worker of every instance shares it.
 
-use domain::rate::{TokenBucket, try_take};
 use domain::status::DeliveryStatus;
 
 use crate::conversations::{MESSAGE_COLUMNS, MessageRecord};
@@ -39,6 +38,14 @@ impl Enqueued {
     }
 }
 
+/// A job Meta accepted, with the wamid it answered.
+#[derive(Debug, Clone)]
+pub struct SentJob {
+    pub job_id: i64,
+    pub message_id: i64,
+    pub wamid: String,
+}
+
 /// A claimed job with what the sender needs.
 #[derive(Debug, Clone)]
 pub struct OutboxJob {
@@ -65,7 +72,9 @@ impl Store {
     /// Writes the message (state `queued`) and its outbox job in one transaction.
     pub async fn enqueue_outbound(&self, new: &NewOutbound) -> Result<Enqueued> {
         if let Some(key) = &new.idempotency_key
-            && let Some(existing) = self.message_by_idempotency_key(new.conversation_id, key).await?
+            && let Some(existing) = self
+                .message_by_idempotency_key(new.conversation_id, key)
+                .await?
         {
             return Ok(Enqueued::Existing(existing));
         }
@@ -128,7 +137,9 @@ impl Store {
             .await
         });
         match result {
-            Ok(id) => Ok(Enqueued::Created(self.message(id).await?.ok_or(StoreError::NotFound)?)),
+            Ok(id) => Ok(Enqueued::Created(
+                self.message(id).await?.ok_or(StoreError::NotFound)?,
+            )),
             Err(sqlx::Error::RowNotFound) => Err(StoreError::NotFound),
             // Two requests with one key raced: the loser returns the winner's message.
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -143,7 +154,11 @@ impl Store {
         }
     }
 
-    async fn message_by_idempotency_key(&self, conversation_id: i64, key: &str) -> Result<Option<MessageRecord>> {
+    async fn message_by_idempotency_key(
+        &self,
+        conversation_id: i64,
+        key: &str,
+    ) -> Result<Option<MessageRecord>> {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND idempotency_key = $2"
         );
@@ -174,7 +189,13 @@ impl Store {
     /// Claims up to `limit` due jobs of a channel, at most one per recipient and only the oldest
     /// unfinished one of each recipient, so a customer receives messages in the order written.
     /// A job whose lease expired (its worker died) is claimable again.
-    pub async fn claim_outbox(&self, channel_id: i64, limit: i64, worker: &str, lease_ms: i64) -> Result<Vec<OutboxJob>> {
+    pub async fn claim_outbox(
+        &self,
+        channel_id: i64,
+        limit: i64,
+        worker: &str,
+        lease_ms: i64,
+    ) -> Result<Vec<OutboxJob>> {
         let now = now_ms();
         let lock = match self.backend() {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
@@ -184,12 +205,13 @@ impl Store {
             "UPDATE outbox SET state = 'inflight', locked_by = $3, locked_until = $4, attempts = attempts + 1
              WHERE id IN (
                 SELECT o.id FROM outbox o
-                WHERE o.channel_id = $1 AND o.next_attempt_at <= $5
+                WHERE o.id IN (
+                      -- each recipient's oldest unfinished job: the only one that may go
+                      SELECT MIN(p.id) FROM outbox p
+                      WHERE p.channel_id = $1 AND p.state IN ('pending', 'inflight')
+                      GROUP BY p.recipient)
+                  AND o.next_attempt_at <= $5
                   AND (o.state = 'pending' OR (o.state = 'inflight' AND o.locked_until < $5))
-                  AND NOT EXISTS (
-                      SELECT 1 FROM outbox p
-                      WHERE p.channel_id = o.channel_id AND p.recipient = o.recipient
-                        AND p.state IN ('pending', 'inflight') AND p.id < o.id)
                 ORDER BY o.id LIMIT $2 {lock})
              RETURNING id, message_id, recipient, attempts, created_at"
         );
@@ -206,7 +228,10 @@ impl Store {
         rows.sort_by_key(|r| r.id);
         let mut jobs = Vec::with_capacity(rows.len());
         for row in rows {
-            let message = self.message(row.message_id).await?.ok_or(StoreError::NotFound)?;
+            let message = self
+                .message(row.message_id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
             jobs.push(OutboxJob {
                 id: row.id,
                 recipient: row.recipient,
@@ -218,62 +243,109 @@ impl Store {
         Ok(jobs)
     }
 
+    /// Hands claimed jobs back untouched (no send slot was available for them).
+    pub async fn unclaim_outbox(&self, job_ids: &[i64]) -> Result<()> {
+        on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for id in job_ids {
+                sqlx::query(
+                    "UPDATE outbox SET state = 'pending', attempts = attempts - 1, locked_until = NULL, locked_by = NULL
+                     WHERE id = $1 AND state = 'inflight'",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     /// Records Meta's acceptance: the wamid, status `sent` (or further, when status webhooks for
     /// this wamid already arrived), job done. Returns the message's new status.
-    pub async fn complete_outbox_sent(&self, job_id: i64, message_id: i64, wamid: &str) -> Result<DeliveryStatus> {
-        let now = now_ms();
-        let status = on_write!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let (channel_id, conversation_id): (i64, i64) =
-                sqlx::query_as("SELECT channel_id, conversation_id FROM messages WHERE id = $1")
-                    .bind(message_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            let early: Vec<EarlyStatus> = sqlx::query_as(
-                "SELECT status, error_code, error_title, error_detail FROM wa_statuses
-                 WHERE channel_id = $1 AND wamid = $2",
-            )
-            .bind(channel_id)
-            .bind(wamid)
-            .fetch_all(&mut *tx)
+    pub async fn complete_outbox_sent(
+        &self,
+        job_id: i64,
+        message_id: i64,
+        wamid: &str,
+    ) -> Result<DeliveryStatus> {
+        let done = self
+            .complete_outbox_sent_many(&[SentJob {
+                job_id,
+                message_id,
+                wamid: wamid.to_owned(),
+            }])
             .await?;
-            let mut status = DeliveryStatus::Sent;
-            let mut error = (None, None, None);
-            for (s, code, title, detail) in early {
-                if let Some(s) = DeliveryStatus::parse(&s) {
-                    status = status.advance(s);
-                    if s == DeliveryStatus::Failed {
-                        error = (code, title, detail);
+        done.into_iter()
+            .next()
+            .map(|(_, status)| status)
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// [`Store::complete_outbox_sent`] for several jobs in ONE transaction (the senders group their
+    /// completions so that a commit is shared by many messages). Returns (conversation id, status)
+    /// per job, in order.
+    pub async fn complete_outbox_sent_many(
+        &self,
+        jobs: &[SentJob],
+    ) -> Result<Vec<(i64, DeliveryStatus)>> {
+        let now = now_ms();
+        let done = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut done = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let (channel_id, conversation_id): (i64, i64) =
+                    sqlx::query_as("SELECT channel_id, conversation_id FROM messages WHERE id = $1")
+                        .bind(job.message_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let early: Vec<EarlyStatus> = sqlx::query_as(
+                    "SELECT status, error_code, error_title, error_detail FROM wa_statuses
+                     WHERE channel_id = $1 AND wamid = $2",
+                )
+                .bind(channel_id)
+                .bind(&job.wamid)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut status = DeliveryStatus::Sent;
+                let mut error = (None, None, None);
+                for (s, code, title, detail) in early {
+                    if let Some(s) = DeliveryStatus::parse(&s) {
+                        status = status.advance(s);
+                        if s == DeliveryStatus::Failed {
+                            error = (code, title, detail);
+                        }
                     }
                 }
-            }
-            sqlx::query(
-                "UPDATE messages SET wamid = $2, status = $3, updated_at = $4,
-                    error_code = $5, error_title = $6, error_detail = $7 WHERE id = $1",
-            )
-            .bind(message_id)
-            .bind(wamid)
-            .bind(status.as_str())
-            .bind(now)
-            .bind(error.0)
-            .bind(&error.1)
-            .bind(&error.2)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE outbox SET state = 'done', locked_until = NULL WHERE id = $1")
-                .bind(job_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, 'message.status', $2, $3)")
+                sqlx::query(
+                    "UPDATE messages SET wamid = $2, status = $3, updated_at = $4,
+                        error_code = $5, error_title = $6, error_detail = $7 WHERE id = $1",
+                )
+                .bind(job.message_id)
+                .bind(&job.wamid)
+                .bind(status.as_str())
                 .bind(now)
-                .bind(conversation_id)
-                .bind(format!("{{\"message_id\":{message_id},\"status\":\"{}\"}}", status.as_str()))
+                .bind(error.0)
+                .bind(&error.1)
+                .bind(&error.2)
                 .execute(&mut *tx)
                 .await?;
+                sqlx::query("UPDATE outbox SET state = 'done', locked_until = NULL WHERE id = $1")
+                    .bind(job.job_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, 'message.status', $2, $3)")
+                    .bind(now)
+                    .bind(conversation_id)
+                    .bind(format!("{{\"message_id\":{},\"status\":\"{}\"}}", job.message_id, status.as_str()))
+                    .execute(&mut *tx)
+                    .await?;
+                done.push((conversation_id, status));
+            }
             tx.commit().await?;
-            status
+            done
         });
-        Ok(status)
+        Ok(done)
     }
 
     /// Puts a job back for another attempt at `next_attempt_at`.
@@ -332,83 +404,59 @@ impl Store {
         Ok(())
     }
 
-    /// Takes up to `want` tokens from the channel's bucket. Returns how many were granted and, when
-    /// none, how long to wait for the next one.
-    pub async fn take_rate_tokens(
+    /// Reserves up to `want` send slots for a channel: the times (unix ms) at which each message
+    /// may go, one every `1000 / rate_per_sec` ms, never more than `horizon_ms` ahead of now
+    /// (GCRA, a token bucket written as "theoretical arrival time"). The schedule lives in the
+    /// database, so every worker of every instance shares it; a worker that is slow to come back
+    /// loses nothing, and senders that wait for their slot never exceed the rate in any window.
+    /// An empty answer comes with how long to wait.
+    pub async fn reserve_send_slots(
         &self,
         channel_id: i64,
         want: u32,
         rate_per_sec: f64,
-        burst: f64,
-    ) -> Result<(u32, u64)> {
-        let now = now_ms();
+        horizon_ms: f64,
+    ) -> Result<(Vec<i64>, u64)> {
+        let now = now_ms() as f64;
+        let interval = 1000.0 / rate_per_sec.max(0.001);
         let lock = match self.backend() {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
         };
-        let select = format!("SELECT tokens, updated_ms FROM rate_buckets WHERE channel_id = $1{lock}");
+        let select = format!("SELECT tokens FROM rate_buckets WHERE channel_id = $1{lock}");
         let outcome = on_write!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
-                "INSERT INTO rate_buckets (channel_id, tokens, updated_ms) VALUES ($1, $2, $3)
+                "INSERT INTO rate_buckets (channel_id, tokens, updated_ms) VALUES ($1, 0, 0)
                  ON CONFLICT (channel_id) DO NOTHING",
             )
             .bind(channel_id)
-            .bind(burst.max(1.0))
-            .bind(now)
             .execute(&mut *tx)
             .await?;
-            let (tokens, updated_ms): (f64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(select))
+            // `tokens` holds the theoretical arrival time of the next send, in ms.
+            let tat: f64 = sqlx::query_scalar(sqlx::AssertSqlSafe(select))
                 .bind(channel_id)
                 .fetch_one(&mut *tx)
                 .await?;
-            let mut bucket = TokenBucket { tokens, updated_ms };
-            let mut granted = 0u32;
-            let mut wait_ms = 0u64;
-            while granted < want {
-                match try_take(bucket, now, rate_per_sec, burst) {
-                    Ok(next) => {
-                        bucket = next;
-                        granted += 1;
-                    }
-                    Err(wait) => {
-                        wait_ms = wait;
-                        break;
-                    }
-                }
+            let mut next = tat.max(now);
+            let mut slots = Vec::new();
+            while slots.len() < want as usize && next - now <= horizon_ms {
+                slots.push(next.ceil() as i64);
+                next += interval;
             }
-            if granted > 0 {
+            if !slots.is_empty() {
                 sqlx::query("UPDATE rate_buckets SET tokens = $2, updated_ms = $3 WHERE channel_id = $1")
                     .bind(channel_id)
-                    .bind(bucket.tokens)
-                    .bind(bucket.updated_ms)
+                    .bind(next)
+                    .bind(now as i64)
                     .execute(&mut *tx)
                     .await?;
             }
             tx.commit().await?;
-            (granted, wait_ms)
+            let wait = if slots.is_empty() { (next - now - horizon_ms).max(1.0) as u64 } else { 0 };
+            (slots, wait)
         });
         Ok(outcome)
-    }
-
-    /// Gives back tokens that were taken but not used (fewer jobs than tokens), up to `burst`.
-    pub async fn refund_rate_tokens(&self, channel_id: i64, n: u32, burst: f64) -> Result<()> {
-        if n == 0 {
-            return Ok(());
-        }
-        on_write!(self, pool => {
-            sqlx::query(
-                "UPDATE rate_buckets SET tokens = CASE WHEN tokens + $2 > $3 THEN $3 ELSE tokens + $2 END
-                 WHERE channel_id = $1",
-            )
-            .bind(channel_id)
-            .bind(f64::from(n))
-            .bind(burst.max(1.0))
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        Ok(())
     }
 
     /// (pending, inflight, done, failed) jobs, for tests and health.

@@ -114,7 +114,14 @@ impl Install {
             let stdout_path = self.root().join(format!("serve-{n}.stdout"));
             let stderr_path = self.root().join(format!("serve-{n}.stderr"));
             let child = self
-                .command(&["serve", "--listen", &format!("127.0.0.1:{port}")])
+                // No demo bot flow: these scenarios count the messages they send themselves.
+                .command(&[
+                    "serve",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--seed-demo-flow",
+                    "false",
+                ])
                 .stdin(Stdio::null())
                 .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
                 .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))

@@ -101,14 +101,23 @@ pub struct PgDatabase {
 impl PgDatabase {
     pub async fn create(admin_url: &str) -> PgDatabase {
         let name = format!("atende_test_{}", uuid::Uuid::new_v4().simple());
-        let pool = sqlx::PgPool::connect(admin_url).await.expect("connect to PostgreSQL");
+        let pool = sqlx::PgPool::connect(admin_url)
+            .await
+            .expect("connect to PostgreSQL");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&pool)
             .await
             .expect("create test database");
         pool.close().await;
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
-        PgDatabase { admin_url: admin_url.to_owned(), url: format!("{base}/{name}"), name }
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(admin_url);
+        PgDatabase {
+            admin_url: admin_url.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        }
     }
 }
 
@@ -118,7 +127,9 @@ impl Drop for PgDatabase {
         let name = self.name.clone();
         // Drop cannot await; a short-lived runtime on its own thread does the cleanup.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 rt.block_on(async {
                     if let Ok(pool) = sqlx::PgPool::connect(&admin_url).await {
@@ -134,9 +145,15 @@ impl Drop for PgDatabase {
 }
 
 /// The database URL for a fresh test database of `backend`, or None when skipped.
-pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> Option<(String, Option<PgDatabase>)> {
+pub async fn fresh_database(
+    backend: Backend,
+    dir: &std::path::Path,
+) -> Option<(String, Option<PgDatabase>)> {
     match backend {
-        Backend::Sqlite => Some((format!("sqlite://{}", dir.join("atende.db").display()), None)),
+        Backend::Sqlite => Some((
+            format!("sqlite://{}", dir.join("atende.db").display()),
+            None,
+        )),
         Backend::Postgres => {
             let admin = postgres_admin_url().await?;
             let db = PgDatabase::create(&admin).await;
@@ -156,13 +173,22 @@ pub fn free_port() -> u16 {
 }
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// `spawn_app` with the test configuration adjusted first (bot timers, seeding...).
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
     init_tracing();
     let data_dir = tempfile::tempdir().expect("temp dir");
     let (database_url, pg) = fresh_database(backend, data_dir.path()).await?;
-    let config = Config::for_tests(data_dir.path(), &database_url);
+    let mut config = Config::for_tests(data_dir.path(), &database_url);
+    adjust(&mut config);
     let admin_email = config.admin_email.clone();
     let application = Application::build(config).await.expect("build app");
-    let admin_password = application.first_admin_password().expect("first admin").to_owned();
+    let admin_password = application
+        .first_admin_password()
+        .expect("first admin")
+        .to_owned();
     let address = format!("http://127.0.0.1:{}", application.port());
     let state = application.state();
     tokio::spawn(application.run_until_stopped());
@@ -204,7 +230,10 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         sim,
         channel_id: channel.id,
         builder: WebhookBuilder::new(WABA_ID, PHONE_NUMBER_ID, "5511900000000"),
-        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
         token,
         admin_email,
         admin_password,
@@ -218,7 +247,10 @@ fn init_tracing() {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
         if std::env::var("TEST_LOG").is_ok() {
-            let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("info")
+                .with_test_writer()
+                .try_init();
         }
     });
 }
@@ -228,7 +260,9 @@ impl TestApp {
     /// when several processes run behind a load balancer. Returns its base URL.
     pub async fn spawn_second_instance(&self) -> String {
         let config = Config::for_tests(self._data_dir.path(), &self.database_url);
-        let application = Application::build(config).await.expect("build second instance");
+        let application = Application::build(config)
+            .await
+            .expect("build second instance");
         let address = format!("http://127.0.0.1:{}", application.port());
         tokio::spawn(application.run_until_stopped());
         address
@@ -241,10 +275,15 @@ impl TestApp {
     /// POSTs `payload` to the webhook as Meta does (Meta's JSON escaping, signed with the app secret).
     pub async fn post_webhook(&self, payload: &Value) -> reqwest::Response {
         let body = graph_sim::to_meta_json(payload);
-        self.post_webhook_bytes(&body, Some(&graph_sim::sign(APP_SECRET, &body))).await
+        self.post_webhook_bytes(&body, Some(&graph_sim::sign(APP_SECRET, &body)))
+            .await
     }
 
-    pub async fn post_webhook_bytes(&self, body: &[u8], signature: Option<&str>) -> reqwest::Response {
+    pub async fn post_webhook_bytes(
+        &self,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> reqwest::Response {
         let mut req = self
             .http
             .post(format!("{}/webhooks/whatsapp", self.address))
@@ -286,7 +325,13 @@ impl TestApp {
         let store = self.store.clone();
         wait_until("the inbox to drain", Duration::from_secs(20), || {
             let store = store.clone();
-            async move { store.inbox_counts().await.map(|(pending, _, _)| pending == 0).unwrap_or(false) }
+            async move {
+                store
+                    .inbox_counts()
+                    .await
+                    .map(|(pending, _, _)| pending == 0)
+                    .unwrap_or(false)
+            }
         })
         .await;
     }
@@ -300,7 +345,10 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no conversation for {wa_id}: {list}"))
             .clone();
         let page = self
-            .api_get(&format!("/api/conversations/{}/messages?limit=200", conversation["id"]))
+            .api_get(&format!(
+                "/api/conversations/{}/messages?limit=200",
+                conversation["id"]
+            ))
             .await;
         page["messages"].as_array().cloned().unwrap_or_default()
     }
@@ -341,7 +389,11 @@ impl TestApp {
     }
 
     pub async fn send(&self, conversation_id: i64, body: &Value) -> reqwest::Response {
-        self.api_post(&format!("/api/conversations/{conversation_id}/messages"), body).await
+        self.api_post(
+            &format!("/api/conversations/{conversation_id}/messages"),
+            body,
+        )
+        .await
     }
 
     /// Sends and returns the created message (asserting 201).
@@ -355,7 +407,9 @@ impl TestApp {
 
     pub async fn message(&self, conversation_id: i64, message_id: i64) -> Value {
         let page = self
-            .api_get(&format!("/api/conversations/{conversation_id}/messages?limit=200"))
+            .api_get(&format!(
+                "/api/conversations/{conversation_id}/messages?limit=200"
+            ))
             .await;
         page["messages"]
             .as_array()
@@ -372,7 +426,10 @@ impl TestApp {
             if m["status"] == status {
                 return m;
             }
-            assert!(Instant::now() < deadline, "message {message_id} never became {status}: {m}");
+            assert!(
+                Instant::now() < deadline,
+                "message {message_id} never became {status}: {m}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

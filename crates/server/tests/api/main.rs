@@ -4,6 +4,8 @@
 mod helpers;
 mod samples;
 
+mod bot;
+mod browser;
 mod outbound;
 mod processes;
 mod webhook;

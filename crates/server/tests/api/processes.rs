@@ -16,16 +16,36 @@ const TOKEN: &str = "two-process-token";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_send_each_message_once_in_order() {
-    let Some(install) = Install::new(Backend::Postgres).await else { return };
-    let sim = GraphSim::start(SimConfig::new(SECRET, TOKEN, PNID)).await.expect("graph-sim");
+    let Some(install) = Install::new(Backend::Postgres).await else {
+        return;
+    };
+    let sim = GraphSim::start(SimConfig::new(SECRET, TOKEN, PNID))
+        .await
+        .expect("graph-sim");
     install
         .ok(
-            &["channel", "add", "--name", "Dois", "--phone-number-id", PNID, "--waba-id", "204",
-              "--graph-base-url", &sim.base_url(), "--rate-limit", "200"],
+            &[
+                "channel",
+                "add",
+                "--name",
+                "Dois",
+                "--phone-number-id",
+                PNID,
+                "--waba-id",
+                "204",
+                "--graph-base-url",
+                &sim.base_url(),
+                "--rate-limit",
+                "200",
+            ],
             &format!("{TOKEN}\n{SECRET}\nverify\n"),
         )
         .await;
-    let api_token = install.ok(&["token", "create", "--name", "tests"], "").await.trim().to_owned();
+    let api_token = install
+        .ok(&["token", "create", "--name", "tests"], "")
+        .await
+        .trim()
+        .to_owned();
     let a = install.serve().await;
     let b = install.serve().await;
     sim.set_webhook_url(Some(a.webhook_url()));
@@ -34,7 +54,10 @@ async fn two_processes_send_each_message_once_in_order() {
     let customers: Vec<String> = (0..5).map(|i| format!("55119810000{i:02}")).collect();
     for wa_id in &customers {
         let (_, payload) = builder.text(&Customer::new(wa_id.as_str(), "Cliente"), "Oi");
-        let resp = a.post_webhook(&graph_sim::to_meta_json(&payload), SECRET).await.expect("webhook");
+        let resp = a
+            .post_webhook(&graph_sim::to_meta_json(&payload), SECRET)
+            .await
+            .expect("webhook");
         assert_eq!(resp.status(), 200);
     }
     wait_until("five conversations", Duration::from_secs(30), || async {
@@ -43,7 +66,10 @@ async fn two_processes_send_each_message_once_in_order() {
     })
     .await;
     let list = a.api_get(&api_token, "/api/conversations?open=true").await;
-    let conversations = list["conversations"].as_array().cloned().unwrap_or_default();
+    let conversations = list["conversations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
 
     let per_customer = 10;
     for n in 0..per_customer {
@@ -67,10 +93,19 @@ async fn two_processes_send_each_message_once_in_order() {
     wait_until("the outbox to settle", Duration::from_secs(30), || async {
         let mut done = 0;
         for c in &conversations {
-            let page = a.api_get(&api_token, &format!("/api/conversations/{}/messages?limit=200", c["id"])).await;
+            let page = a
+                .api_get(
+                    &api_token,
+                    &format!("/api/conversations/{}/messages?limit=200", c["id"]),
+                )
+                .await;
             done += page["messages"]
                 .as_array()
-                .map(|ms| ms.iter().filter(|m| m["direction"] == "out" && m["wamid"].is_string()).count())
+                .map(|ms| {
+                    ms.iter()
+                        .filter(|m| m["direction"] == "out" && m["wamid"].is_string())
+                        .count()
+                })
                 .unwrap_or(0);
         }
         done == total
@@ -80,9 +115,16 @@ async fn two_processes_send_each_message_once_in_order() {
     assert_eq!(sent.len(), total, "no message sent twice");
     let mut by_customer: HashMap<String, Vec<i64>> = HashMap::new();
     for s in &sent {
-        by_customer.entry(s.to.clone()).or_default().push(s.body["text"]["body"].as_str().unwrap().parse().unwrap());
+        by_customer
+            .entry(s.to.clone())
+            .or_default()
+            .push(s.body["text"]["body"].as_str().unwrap().parse().unwrap());
     }
     for (to, seq) in by_customer {
-        assert_eq!(seq, (0..per_customer as i64).collect::<Vec<_>>(), "order kept for {to}");
+        assert_eq!(
+            seq,
+            (0..per_customer as i64).collect::<Vec<_>>(),
+            "order kept for {to}"
+        );
     }
 }

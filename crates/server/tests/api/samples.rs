@@ -1,6 +1,7 @@
 //! Small but genuine files of every type WhatsApp accepts, built in code so tests need no fixtures.
 
-pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+pub const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
 pub const JPEG: &[u8] = b"\xFF\xD8\xFF\xE0\0\x10JFIF\0\x01\x01\0\0\x01\0\x01\0\0\xFF\xD9";
 pub const PDF: &[u8] = b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n";
 pub const TXT: &[u8] = "Relatório de atendimento\nProtocolo 20261125000001\n".as_bytes();
@@ -69,11 +70,19 @@ fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 pub fn docx() -> Vec<u8> {
-    zip(&[("[Content_Types].xml", b"<Types/>"), ("_rels/.rels", b"<Relationships/>"), ("word/document.xml", b"<w:document/>")])
+    zip(&[
+        ("[Content_Types].xml", b"<Types/>"),
+        ("_rels/.rels", b"<Relationships/>"),
+        ("word/document.xml", b"<w:document/>"),
+    ])
 }
 
 pub fn xlsx() -> Vec<u8> {
-    zip(&[("[Content_Types].xml", b"<Types/>"), ("_rels/.rels", b"<Relationships/>"), ("xl/workbook.xml", b"<workbook/>")])
+    zip(&[
+        ("[Content_Types].xml", b"<Types/>"),
+        ("_rels/.rels", b"<Relationships/>"),
+        ("xl/workbook.xml", b"<workbook/>"),
+    ])
 }
 
 /// A Windows executable: must never pass as a document, whatever its name.

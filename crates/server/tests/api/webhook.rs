@@ -25,7 +25,11 @@ async fn handshake_answers_the_challenge_only_with_the_right_token(app: TestApp)
     let ok = app
         .http
         .get(&url)
-        .query(&[("hub.mode", "subscribe"), ("hub.verify_token", VERIFY_TOKEN), ("hub.challenge", "1158201444")])
+        .query(&[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", VERIFY_TOKEN),
+            ("hub.challenge", "1158201444"),
+        ])
         .send()
         .await
         .unwrap();
@@ -35,7 +39,11 @@ async fn handshake_answers_the_challenge_only_with_the_right_token(app: TestApp)
     let wrong = app
         .http
         .get(&url)
-        .query(&[("hub.mode", "subscribe"), ("hub.verify_token", "nope"), ("hub.challenge", "1")])
+        .query(&[
+            ("hub.mode", "subscribe"),
+            ("hub.verify_token", "nope"),
+            ("hub.challenge", "1"),
+        ])
         .send()
         .await
         .unwrap();
@@ -45,7 +53,9 @@ async fn handshake_answers_the_challenge_only_with_the_right_token(app: TestApp)
 
 async fn signed_text_message_becomes_a_conversation_with_a_protocol(app: TestApp) {
     let maria = app.customer("5511987654321", "Maria Silva");
-    let (wamid, payload) = app.builder.text(&maria, "Olá, preciso de ajuda com a fatura 😮");
+    let (wamid, payload) = app
+        .builder
+        .text(&maria, "Olá, preciso de ajuda com a fatura 😮");
     let resp = app.post_webhook(&payload).await;
     assert_eq!(resp.status(), 200);
     app.inbox_drained().await;
@@ -56,7 +66,11 @@ async fn signed_text_message_becomes_a_conversation_with_a_protocol(app: TestApp
     assert_eq!(conversation["contact_name"], "Maria Silva");
     assert_eq!(conversation["unread_count"], 1);
     let protocol = conversation["protocol"].as_str().unwrap();
-    assert_eq!(protocol.len(), 14, "YYYYMMDD + 6-digit sequence: {protocol}");
+    assert_eq!(
+        protocol.len(),
+        14,
+        "YYYYMMDD + 6-digit sequence: {protocol}"
+    );
     assert!(protocol.ends_with("000001"));
 
     let messages = app.messages_of("5511987654321").await;
@@ -65,7 +79,10 @@ async fn signed_text_message_becomes_a_conversation_with_a_protocol(app: TestApp
     assert_eq!(messages[0]["kind"], "text");
     assert_eq!(messages[0]["direction"], "in");
     assert_eq!(messages[0]["body"], "Olá, preciso de ajuda com a fatura 😮");
-    assert_eq!(messages[0]["content"]["text"]["body"], "Olá, preciso de ajuda com a fatura 😮");
+    assert_eq!(
+        messages[0]["content"]["text"]["body"],
+        "Olá, preciso de ajuda com a fatura 😮"
+    );
 }
 
 async fn unsigned_or_badly_signed_webhooks_are_refused_and_not_stored(app: TestApp) {
@@ -75,15 +92,26 @@ async fn unsigned_or_badly_signed_webhooks_are_refused_and_not_stored(app: TestA
 
     let missing = app.post_webhook_bytes(&body, None).await;
     assert_eq!(missing.status(), 401);
-    let wrong = app.post_webhook_bytes(&body, Some(&graph_sim::sign("not-the-secret", &body))).await;
+    let wrong = app
+        .post_webhook_bytes(&body, Some(&graph_sim::sign("not-the-secret", &body)))
+        .await;
     assert_eq!(wrong.status(), 401);
     let garbled = app.post_webhook_bytes(&body, Some("sha256=zz")).await;
     assert_eq!(garbled.status(), 401);
     // A valid signature of other bytes does not cover these bytes.
-    let other = app.post_webhook_bytes(&body, Some(&graph_sim::sign(crate::helpers::APP_SECRET, b"{}"))).await;
+    let other = app
+        .post_webhook_bytes(
+            &body,
+            Some(&graph_sim::sign(crate::helpers::APP_SECRET, b"{}")),
+        )
+        .await;
     assert_eq!(other.status(), 401);
 
-    assert_eq!(app.store.inbox_counts().await.unwrap(), (0, 0, 0), "nothing stored");
+    assert_eq!(
+        app.store.inbox_counts().await.unwrap(),
+        (0, 0, 0),
+        "nothing stored"
+    );
 }
 
 async fn a_secret_of_another_app_cannot_sign_for_this_number(app: TestApp) {
@@ -109,7 +137,9 @@ async fn a_secret_of_another_app_cannot_sign_for_this_number(app: TestApp) {
     let c = app.customer("5511933334444", "Ana");
     let (_, payload) = app.builder.text(&c, "oi");
     let body = graph_sim::to_meta_json(&payload);
-    let resp = app.post_webhook_bytes(&body, Some(&graph_sim::sign("other-app-secret", &body))).await;
+    let resp = app
+        .post_webhook_bytes(&body, Some(&graph_sim::sign("other-app-secret", &body)))
+        .await;
     assert_eq!(resp.status(), 401);
     assert_eq!(app.store.inbox_counts().await.unwrap(), (0, 0, 0));
 
@@ -117,7 +147,9 @@ async fn a_secret_of_another_app_cannot_sign_for_this_number(app: TestApp) {
     let other = graph_sim::WebhookBuilder::new("888", "999000111", "5511800000000");
     let (_, payload) = other.text(&c, "oi");
     let body = graph_sim::to_meta_json(&payload);
-    let resp = app.post_webhook_bytes(&body, Some(&graph_sim::sign("other-app-secret", &body))).await;
+    let resp = app
+        .post_webhook_bytes(&body, Some(&graph_sim::sign("other-app-secret", &body)))
+        .await;
     assert_eq!(resp.status(), 200);
 }
 
@@ -125,7 +157,12 @@ async fn oversized_bodies_get_413(app: TestApp) {
     let c = app.customer("5511955556666", "Big");
     let (_, payload) = app.builder.text(&c, &"a".repeat(1_100_000));
     let body = graph_sim::to_meta_json(&payload);
-    let resp = app.post_webhook_bytes(&body, Some(&graph_sim::sign(crate::helpers::APP_SECRET, &body))).await;
+    let resp = app
+        .post_webhook_bytes(
+            &body,
+            Some(&graph_sim::sign(crate::helpers::APP_SECRET, &body)),
+        )
+        .await;
     assert_eq!(resp.status(), 413);
     assert_eq!(app.store.inbox_counts().await.unwrap(), (0, 0, 0));
 }
@@ -134,31 +171,94 @@ async fn every_inbound_type_is_stored_as_the_right_message(app: TestApp) {
     let c = app.customer("5521999990000", "Carla Souza");
     let b = &app.builder;
     let (first, text) = b.text(&c, "primeira");
-    let mut cases: Vec<(String, Value, &str, Option<&str>)> = vec![(first.clone(), text, "text", Some("primeira"))];
-    let mut add = |(wamid, payload): (String, Value), kind: &'static str, body: Option<&'static str>| {
-        cases.push((wamid, payload, kind, body));
-    };
-    add(b.image(&c, "1001", "image/jpeg", Some("foto do boleto")), "image", Some("foto do boleto"));
+    let mut cases: Vec<(String, Value, &str, Option<&str>)> =
+        vec![(first.clone(), text, "text", Some("primeira"))];
+    let mut add =
+        |(wamid, payload): (String, Value), kind: &'static str, body: Option<&'static str>| {
+            cases.push((wamid, payload, kind, body));
+        };
+    add(
+        b.image(&c, "1001", "image/jpeg", Some("foto do boleto")),
+        "image",
+        Some("foto do boleto"),
+    );
     add(b.audio(&c, "1002", true), "audio", None);
     add(b.audio(&c, "1003", false), "audio", None);
-    add(b.video(&c, "1004", "video/mp4", Some("vídeo")), "video", Some("vídeo"));
-    add(b.document(&c, "1005", "application/pdf", "fatura.pdf", None), "document", None);
+    add(
+        b.video(&c, "1004", "video/mp4", Some("vídeo")),
+        "video",
+        Some("vídeo"),
+    );
+    add(
+        b.document(&c, "1005", "application/pdf", "fatura.pdf", None),
+        "document",
+        None,
+    );
     add(b.sticker(&c, "1006", false), "sticker", None);
-    add(b.location(&c, -23.5505, -46.6333, Some("Escritório"), Some("Av. Paulista, 1000")), "location", None);
-    add(b.contacts(&c, "Pedro Lima", "+55 11 98888-7777"), "contacts", None);
-    add(b.button_reply(&c, "opt_suporte", "Suporte"), "interactive", Some("Suporte"));
-    add(b.list_reply(&c, "row_fin", "Financeiro", Some("Boletos e notas")), "interactive", Some("Financeiro"));
-    add(b.nfm_reply(&c, &json!({"cpf": "52998224725"})), "interactive", None);
+    add(
+        b.location(
+            &c,
+            -23.5505,
+            -46.6333,
+            Some("Escritório"),
+            Some("Av. Paulista, 1000"),
+        ),
+        "location",
+        None,
+    );
+    add(
+        b.contacts(&c, "Pedro Lima", "+55 11 98888-7777"),
+        "contacts",
+        None,
+    );
+    add(
+        b.button_reply(&c, "opt_suporte", "Suporte"),
+        "interactive",
+        Some("Suporte"),
+    );
+    add(
+        b.list_reply(&c, "row_fin", "Financeiro", Some("Boletos e notas")),
+        "interactive",
+        Some("Financeiro"),
+    );
+    add(
+        b.nfm_reply(&c, &json!({"cpf": "52998224725"})),
+        "interactive",
+        None,
+    );
     add(b.reaction(&c, &first, Some("👍")), "reaction", Some("👍"));
     add(b.reaction(&c, &first, None), "reaction", None);
-    add(b.order(&c, "cat-1", &[graph_sim::OrderItem { product_retailer_id: "sku-1".into(), quantity: 2, item_price: 9.9, currency: "BRL".into() }]), "order", None);
+    add(
+        b.order(
+            &c,
+            "cat-1",
+            &[graph_sim::OrderItem {
+                product_retailer_id: "sku-1".into(),
+                quantity: 2,
+                item_price: 9.9,
+                currency: "BRL".into(),
+            }],
+        ),
+        "order",
+        None,
+    );
     add(b.system_number_change(&c, "5521999991111"), "system", None);
     add(b.unsupported(&c), "unsupported", None);
     add(b.unknown_future_type(&c, "poll"), "poll", None);
     let (reply_wamid, reply) = b.text(&c, "respondendo");
-    cases.push((reply_wamid.clone(), b.reply_to(reply, &first), "text", Some("respondendo")));
+    cases.push((
+        reply_wamid.clone(),
+        b.reply_to(reply, &first),
+        "text",
+        Some("respondendo"),
+    ));
     let (referral_wamid, from_ad) = b.text(&c, "vim do anúncio");
-    cases.push((referral_wamid.clone(), b.with_referral(from_ad), "text", Some("vim do anúncio")));
+    cases.push((
+        referral_wamid.clone(),
+        b.with_referral(from_ad),
+        "text",
+        Some("vim do anúncio"),
+    ));
 
     for (_, payload, _, _) in &cases {
         assert_eq!(app.post_webhook(payload).await.status(), 200);
@@ -166,7 +266,11 @@ async fn every_inbound_type_is_stored_as_the_right_message(app: TestApp) {
     app.inbox_drained().await;
 
     let messages = app.messages_of("5521999990000").await;
-    assert_eq!(messages.len(), cases.len(), "one message per webhook, none dropped");
+    assert_eq!(
+        messages.len(),
+        cases.len(),
+        "one message per webhook, none dropped"
+    );
     for (wamid, _, kind, body) in &cases {
         let m = messages
             .iter()
@@ -181,9 +285,14 @@ async fn every_inbound_type_is_stored_as_the_right_message(app: TestApp) {
     let by_wamid = |w: &str| messages.iter().find(|m| m["wamid"] == w).unwrap().clone();
     assert_eq!(by_wamid(&reply_wamid)["reply_to_wamid"], first.as_str());
     assert!(by_wamid(&referral_wamid)["content"]["referral"]["source_type"].is_string());
-    let audio = messages.iter().find(|m| m["content"]["audio"]["voice"] == true);
+    let audio = messages
+        .iter()
+        .find(|m| m["content"]["audio"]["voice"] == true);
     assert!(audio.is_some(), "voice note flag kept");
-    let unsupported = messages.iter().find(|m| m["kind"] == "unsupported").unwrap();
+    let unsupported = messages
+        .iter()
+        .find(|m| m["kind"] == "unsupported")
+        .unwrap();
     assert_eq!(unsupported["content"]["errors"][0]["code"], 131051);
 }
 
@@ -199,7 +308,10 @@ async fn redelivered_webhooks_are_stored_once(app: TestApp) {
     assert_eq!(app.post_webhook(&batch).await.status(), 200);
     app.inbox_drained().await;
 
-    assert_eq!(app.store.count_messages_with_wamid(&wamid).await.unwrap(), 1);
+    assert_eq!(
+        app.store.count_messages_with_wamid(&wamid).await.unwrap(),
+        1
+    );
     assert_eq!(app.messages_of("5531988887777").await.len(), 2);
     let (_, done, _) = app.store.inbox_counts().await.unwrap();
     assert_eq!(done, 2, "identical bodies are stored once");
@@ -208,19 +320,33 @@ async fn redelivered_webhooks_are_stored_once(app: TestApp) {
 async fn garbage_with_a_valid_signature_is_kept_as_a_dead_letter(app: TestApp) {
     let secret = crate::helpers::APP_SECRET;
     for body in [&b"not json at all"[..], br#"{"object":"page","entry":[]}"#] {
-        let resp = app.post_webhook_bytes(body, Some(&graph_sim::sign(secret, body))).await;
+        let resp = app
+            .post_webhook_bytes(body, Some(&graph_sim::sign(secret, body)))
+            .await;
         assert_eq!(resp.status(), 200, "Meta must stop retrying");
     }
     // A known envelope whose messages value is not an object fails in the processor.
     let odd = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":[1,2]}]}]}"#;
-    assert_eq!(app.post_webhook_bytes(odd, Some(&graph_sim::sign(secret, odd))).await.status(), 200);
+    assert_eq!(
+        app.post_webhook_bytes(odd, Some(&graph_sim::sign(secret, odd)))
+            .await
+            .status(),
+        200
+    );
     app.inbox_drained().await;
 
     let dead = app.api_get("/api/admin/dead-letters").await;
     let dead = dead["dead_letters"].as_array().unwrap();
     assert_eq!(dead.len(), 3, "{dead:?}");
-    assert!(dead.iter().any(|d| d["body"] == "not json at all" && d["error"].as_str().unwrap().contains("JSON")));
-    assert!(dead.iter().all(|d| !d["error"].as_str().unwrap_or("").is_empty()));
+    assert!(
+        dead.iter().any(
+            |d| d["body"] == "not json at all" && d["error"].as_str().unwrap().contains("JSON")
+        )
+    );
+    assert!(
+        dead.iter()
+            .all(|d| !d["error"].as_str().unwrap_or("").is_empty())
+    );
 
     // The server is still fine.
     let c = app.customer("5541977776666", "Ok");
@@ -244,28 +370,54 @@ async fn dead_letters_can_be_replayed_after_an_upgrade(app: TestApp) {
         .await
         .unwrap();
     let garbage = b"still garbage";
-    app.post_webhook_bytes(garbage, Some(&graph_sim::sign(crate::helpers::APP_SECRET, garbage))).await;
+    app.post_webhook_bytes(
+        garbage,
+        Some(&graph_sim::sign(crate::helpers::APP_SECRET, garbage)),
+    )
+    .await;
     app.inbox_drained().await;
-    assert_eq!(app.api_get("/api/admin/dead-letters").await["dead_letters"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        app.api_get("/api/admin/dead-letters").await["dead_letters"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
-    let resp = app.api_post("/api/admin/dead-letters/replay", &json!({})).await;
+    let resp = app
+        .api_post("/api/admin/dead-letters/replay", &json!({}))
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap()["replayed"], 2);
-    crate::helpers::wait_until("the replayed message", std::time::Duration::from_secs(20), || async {
-        app.store.count_messages_with_wamid(&wamid).await.unwrap() == 1
-    })
+    crate::helpers::wait_until(
+        "the replayed message",
+        std::time::Duration::from_secs(20),
+        || async { app.store.count_messages_with_wamid(&wamid).await.unwrap() == 1 },
+    )
     .await;
     app.inbox_drained().await;
     let dead = app.api_get("/api/admin/dead-letters").await;
     let dead = dead["dead_letters"].as_array().unwrap();
     assert_eq!(dead.len(), 1, "the garbage is dead again: {dead:?}");
-    assert_eq!(dead[0]["attempts"], 1, "one processing attempt after the replay");
+    assert_eq!(
+        dead[0]["attempts"], 1,
+        "one processing attempt after the replay"
+    );
 }
 
 async fn the_api_requires_authentication(app: TestApp) {
     let url = format!("{}/api/conversations", app.address);
     assert_eq!(app.http.get(&url).send().await.unwrap().status(), 401);
-    assert_eq!(app.http.get(&url).bearer_auth("made-up").send().await.unwrap().status(), 401);
+    assert_eq!(
+        app.http
+            .get(&url)
+            .bearer_auth("made-up")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
 
     // Browser login: a session cookie, and the CSRF token for writes.
     let login = app
@@ -277,14 +429,33 @@ async fn the_api_requires_authentication(app: TestApp) {
         .unwrap();
     assert_eq!(login.status(), 200);
     let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     let session = cookie.split(';').next().unwrap().to_owned();
-    let csrf = login.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_owned();
-    let listed = app.http.get(&url).header("cookie", &session).send().await.unwrap();
+    let csrf = login.json::<Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = app
+        .http
+        .get(&url)
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(listed.status(), 200);
 
     let replay = format!("{}/api/admin/dead-letters/replay", app.address);
-    let without_csrf = app.http.post(&replay).header("cookie", &session).json(&json!({})).send().await.unwrap();
+    let without_csrf = app
+        .http
+        .post(&replay)
+        .header("cookie", &session)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(without_csrf.status(), 403);
     let with_csrf = app
         .http

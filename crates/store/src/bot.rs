@@ -1,0 +1,1176 @@
+//! The bot's persistence: queues (where the bot hands conversations to people), flows and their
+//! immutable versions, one bot session per conversation and the single transaction that applies one
+//! turn of the flow to it (session state, saved answers, protocol informed, hand-off or close), plus
+//! the lookups around them (protocol number, contacts by Código).
+//!
+//! Sending is not done here: the bot enqueues its messages through the outbox with idempotency keys
+//! before it commits the turn, so a turn re-run after a crash sends nothing twice, and the turn's
+//! compare-and-set on the session makes two workers (or two instances) apply it once.
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::conversations::{MESSAGE_COLUMNS, MessageRecord};
+use crate::{Result, Store, StoreError, now_ms, on_read, on_write};
+
+/// A conversation the bot is talking to.
+pub const BOT_STATE: &str = "bot";
+/// Waiting in a queue for a person.
+pub const QUEUED_STATE: &str = "queued";
+/// Finished; a new customer message opens a new conversation (and protocol).
+pub const CLOSED_STATE: &str = "closed";
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct QueueRecord {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    pub priority: i64,
+    /// JSON schedule (weekly intervals, holidays, time zone); `None` = always open.
+    pub business_hours: Option<String>,
+    pub outside_hours_message: Option<String>,
+    /// `wait` (stay queued for the next shift) or `end` (close after the message).
+    pub outside_hours_action: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewQueue {
+    pub key: String,
+    pub name: String,
+    pub priority: i64,
+    pub business_hours: Option<String>,
+    pub outside_hours_message: Option<String>,
+    pub outside_hours_action: String,
+}
+
+/// A partial update; `Some(None)` clears a nullable column.
+#[derive(Debug, Clone, Default)]
+pub struct QueuePatch {
+    pub name: Option<String>,
+    pub priority: Option<i64>,
+    pub business_hours: Option<Option<String>>,
+    pub outside_hours_message: Option<Option<String>>,
+    pub outside_hours_action: Option<String>,
+}
+
+/// A flow with its current (latest) version.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct FlowRecord {
+    pub id: i64,
+    /// `None`: the default flow of every channel without its own.
+    pub channel_id: Option<i64>,
+    pub name: String,
+    pub enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub version: i64,
+    pub version_id: i64,
+    pub definition: String,
+    pub version_created_by: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct FlowVersionRecord {
+    pub id: i64,
+    pub flow_id: i64,
+    pub version: i64,
+    pub definition: String,
+    pub created_at: i64,
+    pub created_by: Option<i64>,
+}
+
+/// What the bot needs to know about a conversation and its contact for one turn.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BotConversation {
+    pub id: i64,
+    pub channel_id: i64,
+    pub contact_id: i64,
+    pub state: String,
+    pub protocol: String,
+    pub protocol_sent_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    pub queue_id: Option<i64>,
+    pub wa_id: String,
+    pub profile_name: Option<String>,
+    pub contact_name: Option<String>,
+    pub contact_code: Option<String>,
+    pub contact_email: Option<String>,
+    /// Other conversations of the same contact (a returning customer has some).
+    pub previous_conversations: i64,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct BotSession {
+    pub conversation_id: i64,
+    pub flow_version_id: i64,
+    /// `domain::flow::BotState` as JSON; `None` until the flow's first turn ran.
+    pub state: Option<String>,
+    pub last_input_message_id: i64,
+    pub started_at: i64,
+    pub last_activity_at: i64,
+    pub reminder_due_at: Option<i64>,
+    pub close_due_at: Option<i64>,
+    pub reminder_sent_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub outcome: Option<String>,
+    pub last_bot_message_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BotOutcome {
+    /// Queued for a person (also outside business hours when the queue waits for the next shift).
+    Handoff,
+    /// The flow ended without a person; the conversation is closed.
+    Ended,
+    /// The customer stopped answering; closed by the inactivity timer.
+    AbandonedInBot,
+    /// Outside business hours of a queue configured to end; closed after the message.
+    OutsideHours,
+}
+
+impl BotOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BotOutcome::Handoff => "handoff",
+            BotOutcome::Ended => "ended",
+            BotOutcome::AbandonedInBot => "abandoned_in_bot",
+            BotOutcome::OutsideHours => "outside_hours",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactUpdate {
+    pub name: Option<String>,
+    pub code: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BotFinish {
+    pub outcome: BotOutcome,
+    /// `(queue id, priority)` for [`BotOutcome::Handoff`].
+    pub handoff: Option<(i64, i64)>,
+    /// The last message of the bot phase (the API marks later ones as the human part).
+    pub last_bot_message_id: Option<i64>,
+}
+
+/// One turn of the flow, applied atomically by [`Store::apply_bot_turn`].
+#[derive(Debug, Clone)]
+pub struct BotTurn {
+    pub conversation_id: i64,
+    /// Compare-and-set: the session must still be at this input and started (or not) as given,
+    /// otherwise someone else applied this turn and nothing is written.
+    pub expect_last_input: i64,
+    pub expect_started: bool,
+    /// Refuse the turn when customer messages after `expect_last_input` exist (inactivity close).
+    pub require_no_pending_input: bool,
+    pub input_message_id: i64,
+    pub state_json: Option<String>,
+    /// Reset the inactivity clock (a real exchange with the customer happened).
+    pub activity: bool,
+    pub reminder_due_at: Option<i64>,
+    pub close_due_at: Option<i64>,
+    pub contact: ContactUpdate,
+    /// `custom.*`, `protocol.*` and contact fields without a column.
+    pub fields: Vec<(String, String)>,
+    pub protocol_sent: bool,
+    pub finish: Option<BotFinish>,
+}
+
+/// A contact as the bot's identification sees it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ContactRecord {
+    pub id: i64,
+    pub channel_id: i64,
+    pub wa_id: String,
+    pub profile_name: Option<String>,
+    pub name: Option<String>,
+    pub code: Option<String>,
+    pub email: Option<String>,
+}
+
+/// `GET /api/protocols/{number}`: the conversation behind a protocol number.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ProtocolRecord {
+    pub conversation_id: i64,
+    pub channel_id: i64,
+    pub protocol: String,
+    pub state: String,
+    pub opened_at: i64,
+    pub closed_at: Option<i64>,
+    pub protocol_sent_at: Option<i64>,
+    pub priority: i64,
+    pub queued_at: Option<i64>,
+    pub subject: Option<String>,
+    pub agent_id: Option<i64>,
+    pub queue_id: Option<i64>,
+    pub queue_key: Option<String>,
+    pub queue_name: Option<String>,
+    pub contact_id: i64,
+    pub contact_wa_id: String,
+    pub contact_profile_name: Option<String>,
+    pub contact_name: Option<String>,
+    pub contact_code: Option<String>,
+    pub contact_email: Option<String>,
+    pub bot_outcome: Option<String>,
+    pub bot_finished_at: Option<i64>,
+    pub flow_version_id: Option<i64>,
+}
+
+/// Where the bot part of a conversation ends, for marking messages "bot" or "human".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BotPhase {
+    /// The bot is still talking: every message so far is bot phase.
+    pub running: bool,
+    pub last_bot_message_id: Option<i64>,
+}
+
+const QUEUE_COLUMNS: &str = "id, key, name, priority, business_hours, outside_hours_message,
+    outside_hours_action, created_at, updated_at";
+
+const FLOW_SELECT: &str =
+    "SELECT f.id, f.channel_id, f.name, f.enabled, f.created_at, f.updated_at,
+    v.version, v.id AS version_id, v.definition, v.created_by AS version_created_by
+    FROM flows f JOIN flow_versions v ON v.flow_id = f.id
+    AND v.version = (SELECT MAX(x.version) FROM flow_versions x WHERE x.flow_id = f.id)";
+
+const SESSION_COLUMNS: &str = "conversation_id, flow_version_id, state, last_input_message_id,
+    started_at, last_activity_at, reminder_due_at, close_due_at, reminder_sent_at, finished_at,
+    outcome, last_bot_message_id";
+
+/// Appends to the event log inside the caller's transaction (a macro: the transaction type differs
+/// per backend).
+macro_rules! insert_event {
+    ($tx:expr, $at:expr, $kind:expr, $conversation_id:expr, $payload:expr) => {
+        sqlx::query(
+            "INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, $2, $3, $4)",
+        )
+        .bind($at)
+        .bind($kind)
+        .bind($conversation_id)
+        .bind($payload.to_string())
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+
+fn unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+// ------------------------------------------------------------------------------------------ queues
+
+impl Store {
+    pub async fn queues(&self) -> Result<Vec<QueueRecord>> {
+        let sql = format!("SELECT {QUEUE_COLUMNS} FROM queues ORDER BY priority DESC, id");
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?
+        }))
+    }
+
+    pub async fn queue(&self, id: i64) -> Result<Option<QueueRecord>> {
+        let sql = format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE id = $1");
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
+        }))
+    }
+
+    pub async fn queue_by_key(&self, key: &str) -> Result<Option<QueueRecord>> {
+        let sql = format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE key = $1");
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(key).fetch_optional(pool).await?
+        }))
+    }
+
+    /// Creates a queue; `Conflict` when the key is taken.
+    pub async fn create_queue(&self, new: &NewQueue) -> Result<QueueRecord> {
+        match self.insert_queue(new, false).await {
+            Ok(Some(q)) => Ok(q),
+            Ok(None) => Err(StoreError::NotFound),
+            Err(StoreError::Database(e)) if unique_violation(&e) => Err(StoreError::Conflict(
+                format!("a queue with key {:?} already exists", new.key),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The queue with `new.key`, created as given when missing (seeding, hand-off to a queue a flow
+    /// names before an admin created it). Safe under concurrency.
+    pub async fn ensure_queue(&self, new: &NewQueue) -> Result<QueueRecord> {
+        if let Some(q) = self.insert_queue(new, true).await? {
+            return Ok(q);
+        }
+        let sql = format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE key = $1");
+        Ok(on_write!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&new.key).fetch_one(pool).await?
+        }))
+    }
+
+    async fn insert_queue(
+        &self,
+        new: &NewQueue,
+        ignore_existing: bool,
+    ) -> Result<Option<QueueRecord>> {
+        let now = now_ms();
+        let conflict = if ignore_existing {
+            "ON CONFLICT (key) DO NOTHING"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "INSERT INTO queues (key, name, priority, business_hours, outside_hours_message,
+                outside_hours_action, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) {conflict} RETURNING {QUEUE_COLUMNS}"
+        );
+        Ok(on_write!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(&new.key)
+                .bind(&new.name)
+                .bind(new.priority)
+                .bind(&new.business_hours)
+                .bind(&new.outside_hours_message)
+                .bind(&new.outside_hours_action)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    pub async fn update_queue(&self, id: i64, p: &QueuePatch) -> Result<QueueRecord> {
+        let sql = format!(
+            "UPDATE queues SET
+                name = COALESCE($2, name),
+                priority = COALESCE($3, priority),
+                business_hours = CASE WHEN $4 THEN $5 ELSE business_hours END,
+                outside_hours_message = CASE WHEN $6 THEN $7 ELSE outside_hours_message END,
+                outside_hours_action = COALESCE($8, outside_hours_action),
+                updated_at = $9
+             WHERE id = $1 RETURNING {QUEUE_COLUMNS}"
+        );
+        let row: Option<QueueRecord> = on_write!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .bind(&p.name)
+                .bind(p.priority)
+                .bind(p.business_hours.is_some())
+                .bind(p.business_hours.clone().flatten())
+                .bind(p.outside_hours_message.is_some())
+                .bind(p.outside_hours_message.clone().flatten())
+                .bind(&p.outside_hours_action)
+                .bind(now_ms())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.ok_or(StoreError::NotFound)
+    }
+}
+
+// ------------------------------------------------------------------------------------------- flows
+
+impl Store {
+    /// Creates a flow with its version 1. `Conflict` when the channel (or the default, for `None`)
+    /// already has a flow: edit that one instead.
+    pub async fn create_flow(
+        &self,
+        channel_id: Option<i64>,
+        name: &str,
+        definition: &str,
+        created_by: Option<i64>,
+    ) -> Result<FlowRecord> {
+        let now = now_ms();
+        let result: Result<i64, sqlx::Error> = on_write!(self, pool => {
+            async {
+                let mut tx = pool.begin().await?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO flows (channel_id, name, enabled, created_at, updated_at)
+                     VALUES ($1, $2, TRUE, $3, $3) RETURNING id",
+                )
+                .bind(channel_id)
+                .bind(name)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO flow_versions (flow_id, version, definition, created_at, created_by)
+                     VALUES ($1, 1, $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(definition)
+                .bind(now)
+                .bind(created_by)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(id)
+            }
+            .await
+        });
+        match result {
+            Ok(id) => self.flow(id).await?.ok_or(StoreError::NotFound),
+            Err(e) if unique_violation(&e) => Err(StoreError::Conflict(match channel_id {
+                Some(c) => format!("channel {c} already has a flow; edit it instead"),
+                None => "a default flow already exists; edit it instead".to_owned(),
+            })),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Renames, enables/disables and, with a definition, adds a new version (running conversations
+    /// keep theirs).
+    pub async fn update_flow(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        enabled: Option<bool>,
+        definition: Option<&str>,
+        created_by: Option<i64>,
+    ) -> Result<FlowRecord> {
+        let now = now_ms();
+        let result: Result<bool, sqlx::Error> = on_write!(self, pool => {
+            async {
+                let mut tx = pool.begin().await?;
+                let found = sqlx::query(
+                    "UPDATE flows SET name = COALESCE($2, name), enabled = COALESCE($3, enabled), updated_at = $4
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(name)
+                .bind(enabled)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if found == 0 {
+                    return Ok(false);
+                }
+                if let Some(definition) = definition {
+                    sqlx::query(
+                        "INSERT INTO flow_versions (flow_id, version, definition, created_at, created_by)
+                         VALUES ($1, (SELECT COALESCE(MAX(version), 0) + 1 FROM flow_versions WHERE flow_id = $1),
+                            $2, $3, $4)",
+                    )
+                    .bind(id)
+                    .bind(definition)
+                    .bind(now)
+                    .bind(created_by)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+            .await
+        });
+        match result {
+            Ok(true) => self.flow(id).await?.ok_or(StoreError::NotFound),
+            Ok(false) => Err(StoreError::NotFound),
+            Err(e) if unique_violation(&e) => Err(StoreError::Conflict(
+                "the flow was edited at the same time by someone else; reload and try again".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn flows(&self) -> Result<Vec<FlowRecord>> {
+        let sql = format!("{FLOW_SELECT} ORDER BY f.id");
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?
+        }))
+    }
+
+    pub async fn flow(&self, id: i64) -> Result<Option<FlowRecord>> {
+        let sql = format!("{FLOW_SELECT} WHERE f.id = $1");
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
+        }))
+    }
+
+    /// Every version of a flow, newest first.
+    pub async fn flow_versions(&self, flow_id: i64) -> Result<Vec<FlowVersionRecord>> {
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, flow_id, version, definition, created_at, created_by FROM flow_versions
+                 WHERE flow_id = $1 ORDER BY version DESC",
+            )
+            .bind(flow_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn flow_version(&self, id: i64) -> Result<Option<FlowVersionRecord>> {
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, flow_id, version, definition, created_at, created_by FROM flow_versions WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// The latest version of the enabled flow a new conversation on `channel_id` runs: the
+    /// channel's own, else the default one.
+    pub async fn current_flow_version(&self, channel_id: i64) -> Result<Option<FlowVersionRecord>> {
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(
+                "SELECT v.id, v.flow_id, v.version, v.definition, v.created_at, v.created_by
+                 FROM flows f JOIN flow_versions v ON v.flow_id = f.id
+                 WHERE f.enabled = TRUE AND (f.channel_id = $1 OR f.channel_id IS NULL)
+                 ORDER BY CASE WHEN f.channel_id IS NULL THEN 1 ELSE 0 END, v.version DESC
+                 LIMIT 1",
+            )
+            .bind(channel_id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    pub async fn flow_count(&self) -> Result<i64> {
+        Ok(on_read!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM flows").fetch_one(pool).await?
+        }))
+    }
+}
+
+// ------------------------------------------------------------------------------------ bot sessions
+
+impl Store {
+    pub async fn bot_conversation(&self, conversation_id: i64) -> Result<Option<BotConversation>> {
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(
+                "SELECT c.id, c.channel_id, c.contact_id, c.state, c.protocol, c.protocol_sent_at, c.closed_at,
+                    c.queue_id, ct.wa_id, ct.profile_name, ct.name AS contact_name, ct.code AS contact_code,
+                    ct.email AS contact_email,
+                    (SELECT COUNT(*) FROM conversations p WHERE p.contact_id = c.contact_id AND p.id <> c.id)
+                        AS previous_conversations
+                 FROM conversations c JOIN contacts ct ON ct.id = c.contact_id WHERE c.id = $1",
+            )
+            .bind(conversation_id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Saved answers of a conversation, `(key, value)` sorted by key.
+    pub async fn conversation_fields(&self, conversation_id: i64) -> Result<Vec<(String, String)>> {
+        Ok(on_read!(self, pool => {
+            sqlx::query_as("SELECT key, value FROM conversation_fields WHERE conversation_id = $1 ORDER BY key")
+                .bind(conversation_id)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    pub async fn bot_session(&self, conversation_id: i64) -> Result<Option<BotSession>> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM bot_sessions WHERE conversation_id = $1");
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(conversation_id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Binds a conversation to a flow version (first caller wins) and returns its session. The
+    /// customer message that opened the conversation counts as consumed: it triggers the greeting.
+    pub async fn start_bot_session(
+        &self,
+        conversation_id: i64,
+        flow_version_id: i64,
+    ) -> Result<BotSession> {
+        let now = now_ms();
+        let select =
+            format!("SELECT {SESSION_COLUMNS} FROM bot_sessions WHERE conversation_id = $1");
+        Ok(on_write!(self, pool => {
+            sqlx::query(
+                "INSERT INTO bot_sessions (conversation_id, flow_version_id, state, last_input_message_id,
+                    started_at, last_activity_at)
+                 VALUES ($1, $2, NULL,
+                    COALESCE((SELECT MIN(id) FROM messages WHERE conversation_id = $1 AND direction = 'in'), 0),
+                    $3, $3)
+                 ON CONFLICT (conversation_id) DO NOTHING",
+            )
+            .bind(conversation_id)
+            .bind(flow_version_id)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            sqlx::query_as(sqlx::AssertSqlSafe(select))
+                .bind(conversation_id)
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    /// The first customer message after `after_id`, if any.
+    pub async fn next_bot_input(
+        &self,
+        conversation_id: i64,
+        after_id: i64,
+    ) -> Result<Option<MessageRecord>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE conversation_id = $1 AND direction = 'in' AND id > $2 ORDER BY id LIMIT 1"
+        );
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(conversation_id)
+                .bind(after_id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Applies one turn in one transaction. Returns false (and writes nothing) when the session is
+    /// no longer where the turn expected it: another worker applied it first.
+    pub async fn apply_bot_turn(&self, turn: &BotTurn) -> Result<bool> {
+        let now = now_ms();
+        let finished_at = turn.finish.as_ref().map(|_| now);
+        let outcome = turn.finish.as_ref().map(|f| f.outcome.as_str());
+        let last_bot_message_id = turn.finish.as_ref().and_then(|f| f.last_bot_message_id);
+        let subject = turn
+            .fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "protocol.subject" || k == "protocol.assunto")
+            .map(|(_, v)| v.clone());
+        let applied = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let moved = sqlx::query(
+                "UPDATE bot_sessions SET
+                    state = $2,
+                    last_input_message_id = $3,
+                    last_activity_at = CASE WHEN $4 THEN $5 ELSE last_activity_at END,
+                    reminder_due_at = CASE WHEN $4 THEN $6 ELSE reminder_due_at END,
+                    close_due_at = CASE WHEN $4 THEN $7 ELSE close_due_at END,
+                    reminder_sent_at = CASE WHEN $4 THEN NULL ELSE reminder_sent_at END,
+                    finished_at = $8,
+                    outcome = $9,
+                    last_bot_message_id = $10
+                 WHERE conversation_id = $1 AND finished_at IS NULL
+                    AND last_input_message_id = $11
+                    AND (state IS NOT NULL) = $12
+                    AND (NOT $13 OR NOT EXISTS (
+                        SELECT 1 FROM messages m
+                        WHERE m.conversation_id = $1 AND m.direction = 'in' AND m.id > $11))",
+            )
+            .bind(turn.conversation_id)
+            .bind(&turn.state_json)
+            .bind(turn.input_message_id)
+            .bind(turn.activity)
+            .bind(now)
+            .bind(turn.reminder_due_at)
+            .bind(turn.close_due_at)
+            .bind(finished_at)
+            .bind(outcome)
+            .bind(last_bot_message_id)
+            .bind(turn.expect_last_input)
+            .bind(turn.expect_started)
+            .bind(turn.require_no_pending_input)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved == 0 {
+                tx.rollback().await?;
+                false
+            } else {
+                let c = &turn.contact;
+                if c.name.is_some() || c.code.is_some() || c.email.is_some() {
+                    sqlx::query(
+                        "UPDATE contacts SET name = COALESCE($2, name), code = COALESCE($3, code),
+                            email = COALESCE($4, email), updated_at = $5
+                         WHERE id = (SELECT contact_id FROM conversations WHERE id = $1)",
+                    )
+                    .bind(turn.conversation_id)
+                    .bind(&c.name)
+                    .bind(&c.code)
+                    .bind(&c.email)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for (key, value) in &turn.fields {
+                    sqlx::query(
+                        "INSERT INTO conversation_fields (conversation_id, key, value, updated_at)
+                         VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (conversation_id, key) DO UPDATE SET value = excluded.value,
+                            updated_at = excluded.updated_at",
+                    )
+                    .bind(turn.conversation_id)
+                    .bind(key)
+                    .bind(value)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some(subject) = &subject {
+                    sqlx::query("UPDATE conversations SET subject = $2 WHERE id = $1")
+                        .bind(turn.conversation_id)
+                        .bind(subject)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if turn.protocol_sent {
+                    let informed: Option<String> = sqlx::query_scalar(
+                        "UPDATE conversations SET protocol_sent_at = $2
+                         WHERE id = $1 AND protocol_sent_at IS NULL RETURNING protocol",
+                    )
+                    .bind(turn.conversation_id)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(protocol) = informed {
+                        insert_event!(tx, now, "protocol.sent", turn.conversation_id, json!({ "protocol": protocol }));
+                    }
+                }
+                if let Some(finish) = &turn.finish {
+                    match finish.handoff {
+                        Some((queue_id, priority)) => {
+                            sqlx::query(
+                                "UPDATE conversations SET state = $2, queue_id = $3, priority = $4, queued_at = $5,
+                                    subject = COALESCE(subject, (SELECT name FROM queues WHERE id = $3))
+                                 WHERE id = $1 AND state = $6",
+                            )
+                            .bind(turn.conversation_id)
+                            .bind(QUEUED_STATE)
+                            .bind(queue_id)
+                            .bind(priority)
+                            .bind(now)
+                            .bind(BOT_STATE)
+                            .execute(&mut *tx)
+                            .await?;
+                            let payload = json!({ "queue_id": queue_id, "priority": priority, "by": "bot" });
+                            insert_event!(tx, now, "conversation.queued", turn.conversation_id, payload);
+                        }
+                        None => {
+                            sqlx::query(
+                                "UPDATE conversations SET state = $2, closed_at = $3 WHERE id = $1 AND closed_at IS NULL",
+                            )
+                            .bind(turn.conversation_id)
+                            .bind(CLOSED_STATE)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                            let payload = json!({ "reason": finish.outcome.as_str(), "by": "bot" });
+                            insert_event!(tx, now, "conversation.closed", turn.conversation_id, payload);
+                        }
+                    }
+                }
+                tx.commit().await?;
+                true
+            }
+        });
+        Ok(applied)
+    }
+
+    /// Records the inactivity reminder, unless the customer was active since `last_activity_at`.
+    pub async fn mark_bot_reminder(
+        &self,
+        conversation_id: i64,
+        last_activity_at: i64,
+    ) -> Result<bool> {
+        let affected = on_write!(self, pool => {
+            sqlx::query(
+                "UPDATE bot_sessions SET reminder_sent_at = $2
+                 WHERE conversation_id = $1 AND finished_at IS NULL AND reminder_sent_at IS NULL
+                    AND last_activity_at = $3",
+            )
+            .bind(conversation_id)
+            .bind(now_ms())
+            .bind(last_activity_at)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(affected > 0)
+    }
+
+    /// Conversations in the bot with something to do: no session yet, a flow not started, or
+    /// customer messages the flow has not seen. The catch-up after missed notices or a restart.
+    pub async fn bot_work(&self, limit: i64) -> Result<Vec<i64>> {
+        Ok(on_read!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT c.id FROM conversations c LEFT JOIN bot_sessions s ON s.conversation_id = c.id
+                 WHERE c.state = 'bot' AND c.closed_at IS NULL
+                   AND (s.conversation_id IS NULL
+                        OR (s.finished_at IS NULL AND (s.state IS NULL OR EXISTS (
+                            SELECT 1 FROM messages m
+                            WHERE m.conversation_id = c.id AND m.direction = 'in'
+                              AND m.id > s.last_input_message_id))))
+                 ORDER BY c.id LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Running sessions whose inactivity reminder or close is due at `now`.
+    pub async fn bot_sessions_due(&self, now: i64, limit: i64) -> Result<Vec<BotSession>> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM bot_sessions s
+             WHERE s.finished_at IS NULL AND s.state IS NOT NULL
+               AND EXISTS (SELECT 1 FROM conversations c WHERE c.id = s.conversation_id AND c.state = 'bot')
+               AND ((s.reminder_sent_at IS NULL AND s.reminder_due_at <= $1) OR s.close_due_at <= $1)
+             ORDER BY s.conversation_id LIMIT $2"
+        );
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(now).bind(limit).fetch_all(pool).await?
+        }))
+    }
+
+    /// Where the bot part of the conversation ends; `None` when the bot never talked in it.
+    pub async fn bot_phase(&self, conversation_id: i64) -> Result<Option<BotPhase>> {
+        let row: Option<(Option<i64>, Option<i64>)> = on_read!(self, pool => {
+            sqlx::query_as("SELECT finished_at, last_bot_message_id FROM bot_sessions WHERE conversation_id = $1")
+                .bind(conversation_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(finished_at, last_bot_message_id)| BotPhase {
+            running: finished_at.is_none(),
+            last_bot_message_id,
+        }))
+    }
+
+    /// Takes a conversation out of the bot without a flow turn (the flow was disabled under it, or
+    /// its stored definition cannot run): it waits in no particular queue for a person.
+    /// `protocol_informed`: the caller just sent the protocol number.
+    pub async fn release_from_bot(
+        &self,
+        conversation_id: i64,
+        protocol_informed: bool,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let affected = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let affected = sqlx::query(
+                "UPDATE conversations SET state = $2, queued_at = $3,
+                    protocol_sent_at = CASE WHEN $5 THEN COALESCE(protocol_sent_at, $3) ELSE protocol_sent_at END
+                 WHERE id = $1 AND state = $4",
+            )
+            .bind(conversation_id)
+            .bind(QUEUED_STATE)
+            .bind(now)
+            .bind(BOT_STATE)
+            .bind(protocol_informed)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if affected > 0 {
+                sqlx::query(
+                    "UPDATE bot_sessions SET finished_at = $2, outcome = 'handoff',
+                        last_bot_message_id = COALESCE(last_bot_message_id,
+                            (SELECT MAX(id) FROM messages WHERE conversation_id = $1))
+                     WHERE conversation_id = $1 AND finished_at IS NULL",
+                )
+                .bind(conversation_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let payload = json!({ "queue_id": null, "priority": 0, "by": "bot" });
+                insert_event!(tx, now, "conversation.queued", conversation_id, payload);
+            }
+            tx.commit().await?;
+            affected
+        });
+        Ok(affected > 0)
+    }
+
+    /// Closes an open conversation (and the bot session, if one is running). A new customer
+    /// message then opens a new conversation with a new protocol.
+    pub async fn close_conversation(&self, conversation_id: i64, reason: &str) -> Result<bool> {
+        let now = now_ms();
+        let affected = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let affected = sqlx::query(
+                "UPDATE conversations SET state = $2, closed_at = $3 WHERE id = $1 AND closed_at IS NULL",
+            )
+            .bind(conversation_id)
+            .bind(CLOSED_STATE)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if affected > 0 {
+                sqlx::query(
+                    "UPDATE bot_sessions SET finished_at = $2, outcome = 'ended',
+                        last_bot_message_id = COALESCE(last_bot_message_id,
+                            (SELECT MAX(id) FROM messages WHERE conversation_id = $1))
+                     WHERE conversation_id = $1 AND finished_at IS NULL",
+                )
+                .bind(conversation_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                insert_event!(tx, now, "conversation.closed", conversation_id, json!({ "reason": reason }));
+            }
+            tx.commit().await?;
+            affected
+        });
+        Ok(affected > 0)
+    }
+}
+
+// ---------------------------------------------------------------------------- identification, SAC
+
+impl Store {
+    /// Contacts (on any channel) whose Código is `code` (normalized), most recently updated first,
+    /// except `exclude_contact_id`.
+    pub async fn contacts_with_code(
+        &self,
+        code: &str,
+        exclude_contact_id: i64,
+    ) -> Result<Vec<ContactRecord>> {
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, channel_id, wa_id, profile_name, name, code, email FROM contacts
+                 WHERE code = $1 AND id <> $2 ORDER BY updated_at DESC, id DESC LIMIT 20",
+            )
+            .bind(code)
+            .bind(exclude_contact_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// The conversation of a protocol number, with its contact, queue and bot outcome.
+    pub async fn conversation_by_protocol(&self, protocol: &str) -> Result<Option<ProtocolRecord>> {
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(
+                "SELECT c.id AS conversation_id, c.channel_id, c.protocol, c.state, c.opened_at, c.closed_at,
+                    c.protocol_sent_at, c.priority, c.queued_at, c.subject, c.agent_id, c.queue_id,
+                    q.key AS queue_key, q.name AS queue_name,
+                    ct.id AS contact_id, ct.wa_id AS contact_wa_id, ct.profile_name AS contact_profile_name,
+                    ct.name AS contact_name, ct.code AS contact_code, ct.email AS contact_email,
+                    s.outcome AS bot_outcome, s.finished_at AS bot_finished_at, s.flow_version_id
+                 FROM conversations c
+                 JOIN contacts ct ON ct.id = c.contact_id
+                 LEFT JOIN queues q ON q.id = c.queue_id
+                 LEFT JOIN bot_sessions s ON s.conversation_id = c.id
+                 WHERE c.protocol = $1",
+            )
+            .bind(protocol)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::protocol::ProtocolConfig;
+
+    use super::*;
+    use crate::channels::NewChannel;
+    use crate::conversations::{InboundItem, InboundMessageRecord};
+
+    async fn sqlite() -> (Store, std::path::PathBuf) {
+        let path =
+            std::env::temp_dir().join(format!("atende-bot-{}.db", uuid::Uuid::new_v4().simple()));
+        let store = Store::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        (store, path)
+    }
+
+    async fn channel(store: &Store) -> i64 {
+        let new = NewChannel {
+            name: "Teste".into(),
+            phone_number_id: "1".into(),
+            waba_id: "2".into(),
+            display_phone_number: None,
+            access_token_enc: "x".into(),
+            app_secret_enc: "x".into(),
+            verify_token_enc: "x".into(),
+            graph_base_url: "http://127.0.0.1:9".into(),
+            rate_limit_per_sec: 80,
+            mark_read: false,
+            is_simulator: false,
+        };
+        store.create_channel(&new).await.unwrap().id
+    }
+
+    async fn first_message(store: &Store, channel_id: i64, wa_id: &str) -> i64 {
+        let item = InboundItem::Message(InboundMessageRecord {
+            channel_id,
+            wa_id: wa_id.into(),
+            profile_name: Some("Ana".into()),
+            wamid: format!("wamid.{wa_id}"),
+            kind: "text".into(),
+            body: Some("Oi".into()),
+            content_json: r#"{"type":"text","text":{"body":"Oi"}}"#.into(),
+            reply_to_wamid: None,
+            wa_timestamp_ms: None,
+            media: None,
+        });
+        let report = store
+            .apply_inbound(-1, &[item], &ProtocolConfig::default())
+            .await
+            .unwrap();
+        report.new_messages[0].0
+    }
+
+    fn start_turn(conversation_id: i64, last_input: i64) -> BotTurn {
+        BotTurn {
+            conversation_id,
+            expect_last_input: last_input,
+            expect_started: false,
+            require_no_pending_input: false,
+            input_message_id: last_input,
+            state_json: Some(r#"{"step":"menu"}"#.into()),
+            activity: true,
+            reminder_due_at: Some(1),
+            close_due_at: Some(2),
+            contact: ContactUpdate::default(),
+            fields: vec![("custom.plano".into(), "empresarial".into())],
+            protocol_sent: true,
+            finish: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn conversations_open_in_the_bot_only_with_a_flow_and_turns_apply_once() {
+        let (store, path) = sqlite().await;
+        let channel_id = channel(&store).await;
+        let without = first_message(&store, channel_id, "5511900000001").await;
+        assert_eq!(
+            store
+                .bot_conversation(without)
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            "queued"
+        );
+
+        let flow = store.create_flow(None, "Padrão", "{}", None).await.unwrap();
+        assert_eq!(flow.version, 1);
+        let again = store.create_flow(None, "Outro", "{}", None).await;
+        assert!(
+            matches!(again, Err(StoreError::Conflict(_))),
+            "one default flow"
+        );
+        let with = first_message(&store, channel_id, "5511900000002").await;
+        let conv = store.bot_conversation(with).await.unwrap().unwrap();
+        assert_eq!(conv.state, BOT_STATE);
+        assert_eq!(store.bot_work(10).await.unwrap(), vec![with]);
+
+        let v = store
+            .current_flow_version(channel_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let session = store.start_bot_session(with, v.id).await.unwrap();
+        assert!(
+            session.last_input_message_id > 0,
+            "the opening message is consumed"
+        );
+        assert!(session.state.is_none());
+        // A second start keeps the first binding, even after the flow changes.
+        let edited = store
+            .update_flow(flow.id, None, None, Some("{\"v\":2}"), Some(7))
+            .await
+            .unwrap();
+        assert_eq!(edited.version, 2);
+        let again = store
+            .start_bot_session(with, edited.version_id)
+            .await
+            .unwrap();
+        assert_eq!(again.flow_version_id, v.id);
+
+        let turn = start_turn(with, session.last_input_message_id);
+        assert!(store.apply_bot_turn(&turn).await.unwrap());
+        assert!(
+            !store.apply_bot_turn(&turn).await.unwrap(),
+            "compare-and-set: applied once"
+        );
+        assert!(store.bot_work(10).await.unwrap().is_empty());
+        assert_eq!(
+            store.conversation_fields(with).await.unwrap(),
+            vec![("custom.plano".to_owned(), "empresarial".to_owned())]
+        );
+        let conv = store.bot_conversation(with).await.unwrap().unwrap();
+        assert!(conv.protocol_sent_at.is_some());
+        assert_eq!(
+            store.bot_sessions_due(2, 10).await.unwrap().len(),
+            1,
+            "due at 2 ms"
+        );
+        assert_eq!(
+            store.bot_phase(with).await.unwrap(),
+            Some(BotPhase {
+                running: true,
+                last_bot_message_id: None
+            })
+        );
+
+        // Hand-off: queued in the queue, with the code saved and the bot phase closed.
+        let queue = store
+            .ensure_queue(&NewQueue {
+                key: "suporte".into(),
+                name: "Suporte".into(),
+                priority: 0,
+                business_hours: None,
+                outside_hours_message: None,
+                outside_hours_action: "wait".into(),
+            })
+            .await
+            .unwrap();
+        let handoff = BotTurn {
+            expect_started: true,
+            state_json: None,
+            contact: ContactUpdate {
+                code: Some("52998224725".into()),
+                ..ContactUpdate::default()
+            },
+            fields: Vec::new(),
+            protocol_sent: false,
+            finish: Some(BotFinish {
+                outcome: BotOutcome::Handoff,
+                handoff: Some((queue.id, 3)),
+                last_bot_message_id: Some(session.last_input_message_id),
+            }),
+            ..start_turn(with, session.last_input_message_id)
+        };
+        assert!(store.apply_bot_turn(&handoff).await.unwrap());
+        let p = store
+            .conversation_by_protocol(&conv.protocol)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.state, QUEUED_STATE);
+        assert_eq!(p.queue_key.as_deref(), Some("suporte"));
+        assert_eq!(p.priority, 3);
+        assert_eq!(p.subject.as_deref(), Some("Suporte"));
+        assert_eq!(p.contact_code.as_deref(), Some("52998224725"));
+        assert_eq!(p.bot_outcome.as_deref(), Some("handoff"));
+        assert!(
+            store
+                .bot_sessions_due(i64::MAX, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .contacts_with_code("52998224725", conv.contact_id)
+                .await
+                .unwrap()
+                .len(),
+            0,
+            "only other contacts"
+        );
+        assert!(store.close_conversation(with, "finalized").await.unwrap());
+        assert!(!store.close_conversation(with, "finalized").await.unwrap());
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}

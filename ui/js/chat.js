@@ -1,0 +1,223 @@
+// Chat bubbles, shared by the agents' conversation view, the bot-flow preview and the simulator.
+
+import { has, t } from "./i18n.js";
+import { formatDay, formatTime, h } from "./dom.js";
+import { icon, kindIcon } from "./icons.js";
+
+const TICKS = {
+  queued: "◔",
+  sent: "✓",
+  delivered: "✓✓",
+  read: "✓✓",
+  failed: "!",
+};
+
+/** The delivery ticks of an outbound message: ✓ sent, ✓✓ delivered, blue ✓✓ read. */
+export function ticks(status) {
+  if (!TICKS[status]) return null;
+  return h("span", {
+    class: `ticks ticks-${status}`,
+    text: TICKS[status],
+    i18nTitle: `status.${status}`,
+    i18nAriaLabel: `status.${status}`,
+    dataset: { status },
+  });
+}
+
+export function daySeparator(ms) {
+  return h("div", { class: "day-separator" }, h("span", { text: formatDay(ms) }));
+}
+
+function kindLabel(kind) {
+  return has(`kind.${kind}`) ? h("em", { i18n: `kind.${kind}` }) : h("em", { i18n: "kind.other", i18nArgs: { kind } });
+}
+
+/** Customer messages are stored with direction "in", ours with "out". */
+function isInbound(m) {
+  return m.direction === "in";
+}
+
+function authorKey(m, meId) {
+  if (isInbound(m)) return "customer";
+  if (m.author === "agent") return m.author_user_id != null && m.author_user_id === meId ? "you" : "agent";
+  return ["bot", "system", "integration"].includes(m.author) ? m.author : "agent";
+}
+
+function mediaView(m) {
+  const url = `/api/media/${m.media_id}`;
+  const fileLink = () =>
+    h("a", { class: "file-link", href: url, target: "_blank", rel: "noopener" }, icon("document", { size: 16 }), m.body || t("msg.openFile"));
+  switch (m.kind) {
+    case "image":
+    case "sticker": {
+      const img = h("img", { class: m.kind === "sticker" ? "media-sticker" : "media-image", src: url, alt: t(`kind.${m.kind}`), loading: "lazy" });
+      // A customer's file is downloaded from WhatsApp after the message arrives: retry a few times
+      // before settling for a link.
+      let attempts = 0;
+      img.addEventListener("error", () => {
+        attempts += 1;
+        if (attempts > 5) img.replaceWith(fileLink());
+        else setTimeout(() => (img.src = `${url}?try=${attempts}`), 800 * attempts);
+      });
+      return h("a", { href: url, target: "_blank", rel: "noopener" }, img);
+    }
+    case "audio":
+      return h("audio", { class: "media-audio", controls: true, preload: "none", src: url });
+    case "video":
+      return h("video", { class: "media-video", controls: true, preload: "metadata", src: url });
+    default:
+      return fileLink();
+  }
+}
+
+/** Options of an outbound interactive message (as the agent sees them: not clickable). */
+function sentOptions(content) {
+  if (!content || typeof content !== "object") return null;
+  if (content.type === "buttons" && Array.isArray(content.buttons)) {
+    return h("div", { class: "bubble-options" }, content.buttons.map((b) => h("span", { class: "option-chip", text: b.title })));
+  }
+  if (content.type === "list" && Array.isArray(content.sections)) {
+    const rows = content.sections.flatMap((s) => s.rows || []);
+    return h(
+      "div",
+      { class: "bubble-options" },
+      h("span", { class: "option-chip option-list" }, icon("list", { size: 14 }), content.button || ""),
+      rows.map((r) => h("span", { class: "option-chip", text: r.title })),
+    );
+  }
+  return null;
+}
+
+function locationText(content) {
+  const loc = content?.location || content;
+  if (!loc || loc.latitude === undefined) return null;
+  const name = [loc.name, loc.address].filter(Boolean).join(" — ");
+  return `${name ? `${name} ` : ""}(${loc.latitude}, ${loc.longitude})`;
+}
+
+/** One message of a conversation, as the agent sees it. `meId`: the logged-in user's id. */
+export function messageBubble(m, { meId } = {}) {
+  const who = authorKey(m, meId);
+  if (who === "system") {
+    return h("div", { class: "bubble-row row-system", dataset: { id: m.id } }, h("div", { class: "bubble bubble-system", text: m.body || "" }));
+  }
+  const side = who === "customer" ? "in" : "out";
+  const body = [];
+  if (who !== "customer") body.push(h("div", { class: `bubble-author author-${who}`, i18n: `author.${who}` }));
+  if (m.media_id) body.push(mediaView(m));
+  const location = m.kind === "location" ? locationText(m.content) : null;
+  if (location) body.push(h("div", { class: "bubble-text with-icon" }, icon("location", { size: 16 }), location));
+  else if (m.body && !(m.media_id && m.kind === "document")) body.push(h("div", { class: "bubble-text", text: m.body }));
+  else if (!m.media_id) body.push(h("div", { class: "bubble-text" }, kindLabel(m.kind)));
+  if (!isInbound(m)) body.push(sentOptions(m.content));
+  if (m.status === "failed") {
+    const reason = m.error_title || m.error_detail || (m.error_code ? `#${m.error_code}` : "");
+    body.push(h("div", { class: "bubble-error", i18n: "msg.failed", i18nArgs: { reason } }));
+  }
+  body.push(h("div", { class: "bubble-meta" }, h("span", { text: formatTime(m.created_at) }), side === "out" ? ticks(m.status) : null));
+  return h(
+    "div",
+    { class: `bubble-row row-${side}`, dataset: { id: m.id, author: who } },
+    h("div", { class: `bubble bubble-${side} bubble-${who}` }, body),
+  );
+}
+
+/** The messages with day separators between days. */
+export function messageList(messages, options) {
+  const out = [];
+  let lastDay = null;
+  for (const m of messages) {
+    const day = new Date(m.created_at).toDateString();
+    if (day !== lastDay) {
+      out.push(daySeparator(m.created_at));
+      lastDay = day;
+    }
+    out.push(messageBubble(m, options));
+  }
+  return out;
+}
+
+/**
+ * A business message as the customer sees it on the phone (bot-flow preview, simulator).
+ * `item`: {type: "text", text} | {type: "buttons", header, body, footer, options: [{id, title}]}
+ * | {type: "list", header, body, footer, button, options: [{id, title, description}]}
+ * | {type: "media", kind, label, caption} | {type: "note", text}.
+ * `onChoose(kind, option)` makes the options tappable ("button_reply" / "list_reply"); without it
+ * they are shown but inert. `expandList` lists the rows of a list under it (preview).
+ */
+export function customerBubble(item, { time, onChoose, expandList = false, highlightProtocol = false } = {}) {
+  if (item.type === "note") {
+    return h("div", { class: "bubble-row row-system" }, h("div", { class: "bubble bubble-note", text: item.text }));
+  }
+  const parts = [];
+  if (item.header) parts.push(h("div", { class: "bubble-header", text: item.header }));
+  if (item.type === "media") parts.push(h("div", { class: "bubble-media-label with-icon" }, kindIcon(item.kind), item.label));
+  const text = item.type === "text" ? item.text : item.type === "media" ? item.caption : item.body;
+  if (text) parts.push(textWithProtocol(text, highlightProtocol));
+  if (item.footer) parts.push(h("div", { class: "bubble-footer", text: item.footer }));
+  if (time) parts.push(h("div", { class: "bubble-meta" }, h("span", { text: formatTime(time) })));
+  const bubble = h("div", { class: "bubble bubble-in bubble-business" }, parts);
+  const column = [bubble];
+  if (item.type === "buttons") {
+    column.push(
+      h(
+        "div",
+        { class: "reply-buttons" },
+        item.options.map((o) =>
+          h("button", {
+            type: "button",
+            class: "reply-button",
+            text: o.title,
+            disabled: !onChoose,
+            dataset: { optionId: o.id },
+            on: onChoose ? { click: () => onChoose("button_reply", o) } : {},
+          }),
+        ),
+      ),
+    );
+  } else if (item.type === "list") {
+    const rows = h(
+      "div",
+      { class: "list-rows" },
+      item.options.map((o) =>
+        h(
+          "button",
+          {
+            type: "button",
+            class: "list-row",
+            disabled: !onChoose,
+            dataset: { optionId: o.id },
+            on: onChoose ? { click: () => onChoose("list_reply", o) } : {},
+          },
+          h("span", { class: "list-row-title", text: o.title }),
+          o.description ? h("span", { class: "list-row-description", text: o.description }) : null,
+        ),
+      ),
+    );
+    rows.hidden = !expandList;
+    const opener = h(
+      "button",
+      { type: "button", class: "reply-button list-opener", on: { click: () => (rows.hidden = !rows.hidden) } },
+      icon("list", { size: 16 }),
+      item.button || t("flows.listOpen"),
+    );
+    column.push(h("div", { class: "reply-buttons" }, opener), rows);
+  }
+  return h("div", { class: "bubble-row row-in" }, h("div", { class: "bubble-column" }, column));
+}
+
+/** Text with long digit runs (protocol numbers) in bold when the text speaks of a protocol. */
+function textWithProtocol(text, highlight) {
+  const el = h("div", { class: "bubble-text" });
+  if (!highlight || !/protocolo|protocol/i.test(text)) {
+    el.textContent = text;
+    return el;
+  }
+  let last = 0;
+  for (const match of text.matchAll(/[A-Za-z]{0,6}-?\d{10,}/g)) {
+    el.append(text.slice(last, match.index), h("strong", { class: "protocol-number", text: match[0] }));
+    last = match.index + match[0].length;
+  }
+  el.append(text.slice(last));
+  return el;
+}
