@@ -6,6 +6,7 @@
 //! `harness` (server + database lifecycle), `load` (the closed-loop HTTP load generator) and
 //! `report` (percentiles, machine description, JSON shapes).
 
+mod bot;
 mod harness;
 mod ingest;
 mod load;
@@ -31,6 +32,8 @@ enum Scenario {
     Ingest(ingest::IngestArgs),
     /// Sending under per-number rate limits (80 and 1,000 msg/s) through graph-sim.
     Outbound(outbound::OutboundArgs),
+    /// The chatbot: customers walk the demo flow to the hand-off; webhook-to-reply latency.
+    Bot(bot::BotArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,6 +60,7 @@ fn main() -> std::process::ExitCode {
         match cli.scenario {
             Scenario::Ingest(args) => ingest::run(args).await,
             Scenario::Outbound(args) => outbound::run(args).await,
+            Scenario::Bot(args) => bot::run(args).await,
         }
     });
     match result {

@@ -12,6 +12,7 @@ use store::auth::{NewUser, Role};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::LoginThrottle;
@@ -109,6 +110,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     shutdown: CancellationToken,
+    workers: TaskTracker,
     first_admin_password: Option<String>,
 }
 
@@ -121,6 +123,8 @@ impl Application {
         channels.reload().await?;
 
         let shutdown = CancellationToken::new();
+        // Background workers, awaited at shutdown before the database pools close.
+        let workers = TaskTracker::new();
         let inbox_wake = Arc::new(Notify::new());
         let writers = match store.backend() {
             store::Backend::Sqlite => 1,
@@ -141,7 +145,7 @@ impl Application {
             media_wake: media_wake.clone(),
             instance_id: instance_id.clone(),
         };
-        tokio::spawn(processor.run(shutdown.clone()));
+        workers.spawn(processor.run(shutdown.clone()));
 
         let graph = GraphClient::new(std::time::Duration::from_secs(config.graph_timeout_secs));
         let files = MediaFiles::open(config.media_store.as_deref(), &config.data_dir)?;
@@ -159,7 +163,7 @@ impl Application {
                 worker_id: format!("{instance_id}-{n}"),
                 completions: completions.clone(),
             };
-            tokio::spawn(worker.run(shutdown.clone()));
+            workers.spawn(worker.run(shutdown.clone()));
         }
         let downloader = MediaDownloader {
             store: store.clone(),
@@ -169,7 +173,7 @@ impl Application {
             live: live.clone(),
             wake: media_wake.clone(),
         };
-        tokio::spawn(downloader.run(shutdown.clone()));
+        workers.spawn(downloader.run(shutdown.clone()));
         // The bot: seeded before the listener serves, so the first webhook already meets the flow.
         if config.seed_demo_flow {
             crate::bot::seed_demo_flow(&store)
@@ -182,8 +186,8 @@ impl Application {
             live.clone(),
             crate::bot::BotSettings::from_config(&config),
         );
-        tokio::spawn(bot.run(shutdown.clone()));
-        tokio::spawn(refresh_channels(channels.clone(), shutdown.clone()));
+        workers.spawn(bot.run(shutdown.clone()));
+        workers.spawn(refresh_channels(channels.clone(), shutdown.clone()));
 
         let listener = TcpListener::bind(config.listen)
             .await
@@ -216,6 +220,7 @@ impl Application {
             listener,
             state,
             shutdown,
+            workers,
             first_admin_password,
         })
     }
@@ -247,6 +252,15 @@ impl Application {
         )
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
+        // The workers saw the same cancellation; let them finish their current step (and release
+        // their leases) before the pools close under them.
+        self.workers.close();
+        if tokio::time::timeout(std::time::Duration::from_secs(10), self.workers.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background workers did not stop within 10 s");
+        }
         self.state.store.close().await;
         Ok(())
     }
