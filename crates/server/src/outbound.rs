@@ -64,6 +64,9 @@ pub fn pacing(configured: i64) -> f64 {
 /// pace, short enough that a new message does not wait behind a long schedule.
 const HORIZON_MS: f64 = 250.0;
 
+/// How late after its slot a send may still go.
+const LATE_MS: i64 = 20;
+
 /// An accepted send waiting to be recorded, and where to answer once it is.
 type PendingCompletion = (
     SentJob,
@@ -194,9 +197,8 @@ impl SenderWorker {
                 let worker = self.clone();
                 let channel = channel.clone();
                 tokio::spawn(async move {
-                    let wait = slot - store::now_ms();
-                    if wait > 0 {
-                        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                    if !worker.wait_for_slot(&channel, slot).await {
+                        return;
                     }
                     worker.send(&channel, job).await;
                     drop(permit);
@@ -206,6 +208,36 @@ impl SenderWorker {
             }
         }
         Ok(pause)
+    }
+
+    /// Sleeps until the slot. A task that wakes up late (an overloaded machine) takes a new slot
+    /// instead of sending at once: late sends bunched together could exceed the rate in a window.
+    async fn wait_for_slot(&self, channel: &Channel, mut slot: i64) -> bool {
+        let rate = pacing(channel.rate_limit_per_sec);
+        loop {
+            let wait = slot - store::now_ms();
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+            if store::now_ms() - slot <= LATE_MS {
+                return true;
+            }
+            match self
+                .store
+                .reserve_send_slots(channel.id, 1, rate, HORIZON_MS)
+                .await
+            {
+                Ok((slots, _)) if !slots.is_empty() => slot = slots[0],
+                Ok((_, wait_ms)) => {
+                    tokio::time::sleep(Duration::from_millis(wait_ms.clamp(1, 1000))).await;
+                    slot = store::now_ms();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot reserve a send slot; the job's lease will expire and it will be retried");
+                    return false;
+                }
+            }
+        }
     }
 
     async fn send(&self, channel: &Channel, job: OutboxJob) {
