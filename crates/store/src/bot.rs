@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::conversations::{MESSAGE_COLUMNS, MessageRecord};
-use crate::{Result, Store, StoreError, now_ms, on_read, on_write};
+use crate::{Result, Store, StoreError, insert_event, now_ms, on_read, on_write};
 
 /// A conversation the bot is talking to.
 pub const BOT_STATE: &str = "bot";
@@ -240,22 +240,6 @@ const FLOW_SELECT: &str =
 const SESSION_COLUMNS: &str = "conversation_id, flow_version_id, state, last_input_message_id,
     started_at, last_activity_at, reminder_due_at, close_due_at, reminder_sent_at, finished_at,
     outcome, last_bot_message_id";
-
-/// Appends to the event log inside the caller's transaction (a macro: the transaction type differs
-/// per backend).
-macro_rules! insert_event {
-    ($tx:expr, $at:expr, $kind:expr, $conversation_id:expr, $payload:expr) => {
-        sqlx::query(
-            "INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, $2, $3, $4)",
-        )
-        .bind($at)
-        .bind($kind)
-        .bind($conversation_id)
-        .bind($payload.to_string())
-        .execute(&mut *$tx)
-        .await?
-    };
-}
 
 fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())

@@ -4,8 +4,9 @@
 use domain::protocol::{self, ProtocolConfig};
 use domain::status::DeliveryStatus;
 use serde::Serialize;
+use serde_json::json;
 
-use crate::{Result, Store, StoreError, now_ms, on_read, on_write};
+use crate::{Result, Store, StoreError, insert_event, now_ms, on_read, on_write};
 
 /// A customer message as the processor understood it.
 #[derive(Debug, Clone)]
@@ -208,12 +209,7 @@ impl Store {
                                 .bind(now)
                                 .fetch_one(&mut *tx)
                                 .await?;
-                                sqlx::query("INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, 'conversation.opened', $2, $3)")
-                                    .bind(now)
-                                    .bind(id)
-                                    .bind(format!("{{\"protocol\":\"{number}\"}}"))
-                                    .execute(&mut *tx)
-                                    .await?;
+                                insert_event!(tx, now, "conversation.opened", id, json!({ "protocol": number }));
                                 report.opened_conversations.push(id);
                                 id
                             }
@@ -269,12 +265,7 @@ impl Store {
                         .bind(sent_at)
                         .execute(&mut *tx)
                         .await?;
-                        sqlx::query("INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, 'message.created', $2, $3)")
-                            .bind(now)
-                            .bind(conversation_id)
-                            .bind(format!("{{\"message_id\":{message_id}}}"))
-                            .execute(&mut *tx)
-                            .await?;
+                        insert_event!(tx, now, "message.created", conversation_id, json!({ "message_id": message_id }));
                         report.new_messages.push((conversation_id, message_id));
                     }
                     InboundItem::Status(s) => {
@@ -333,12 +324,8 @@ impl Store {
                         .bind(&s.error_detail)
                         .execute(&mut *tx)
                         .await?;
-                        sqlx::query("INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, 'message.status', $2, $3)")
-                            .bind(now)
-                            .bind(conversation_id)
-                            .bind(format!("{{\"message_id\":{message_id},\"status\":\"{}\"}}", next.as_str()))
-                            .execute(&mut *tx)
-                            .await?;
+                        let payload = json!({ "message_id": message_id, "status": next.as_str() });
+                        insert_event!(tx, now, "message.status", conversation_id, payload);
                         report.status_changes.push((conversation_id, message_id, next));
                     }
                 }

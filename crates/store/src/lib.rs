@@ -86,7 +86,22 @@ macro_rules! on_read {
         }
     };
 }
-pub(crate) use {on_read, on_write};
+/// Appends to the event log inside the caller's transaction, so the change and its event commit
+/// together.
+macro_rules! insert_event {
+    ($tx:expr, $at:expr, $kind:expr, $conversation_id:expr, $payload:expr) => {
+        sqlx::query(
+            "INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, $2, $3, $4)",
+        )
+        .bind($at)
+        .bind($kind)
+        .bind($conversation_id)
+        .bind($payload.to_string())
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+pub(crate) use {insert_event, on_read, on_write};
 
 impl Store {
     /// Connects to `url` (`sqlite://path/to/file.db` or `postgres://...`), creating the SQLite file

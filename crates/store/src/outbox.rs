@@ -3,9 +3,10 @@
 //! every worker of every instance shares it.
 
 use domain::status::DeliveryStatus;
+use serde_json::json;
 
 use crate::conversations::{MESSAGE_COLUMNS, MessageRecord};
-use crate::{Backend, Result, Store, StoreError, now_ms, on_read, on_write};
+use crate::{Backend, Result, Store, StoreError, insert_event, now_ms, on_read, on_write};
 
 /// A message to send, as the API, the bot or a worker wrote it.
 #[derive(Debug, Clone)]
@@ -125,12 +126,7 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, 'message.created', $2, $3)")
-                    .bind(now)
-                    .bind(new.conversation_id)
-                    .bind(format!("{{\"message_id\":{message_id}}}"))
-                    .execute(&mut *tx)
-                    .await?;
+                insert_event!(tx, now, "message.created", new.conversation_id, json!({ "message_id": message_id }));
                 tx.commit().await?;
                 Ok(message_id)
             }
@@ -334,12 +330,8 @@ impl Store {
                     .bind(job.job_id)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, 'message.status', $2, $3)")
-                    .bind(now)
-                    .bind(conversation_id)
-                    .bind(format!("{{\"message_id\":{},\"status\":\"{}\"}}", job.message_id, status.as_str()))
-                    .execute(&mut *tx)
-                    .await?;
+                let payload = json!({ "message_id": job.message_id, "status": status.as_str() });
+                insert_event!(tx, now, "message.status", conversation_id, payload);
                 done.push((conversation_id, status));
             }
             tx.commit().await?;
@@ -393,12 +385,7 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            sqlx::query("INSERT INTO events (at, kind, conversation_id, payload) VALUES ($1, 'message.status', $2, $3)")
-                .bind(now)
-                .bind(conversation_id)
-                .bind(format!("{{\"message_id\":{message_id},\"status\":\"failed\"}}"))
-                .execute(&mut *tx)
-                .await?;
+            insert_event!(tx, now, "message.status", conversation_id, json!({ "message_id": message_id, "status": "failed" }));
             tx.commit().await?;
         });
         Ok(())
