@@ -467,3 +467,22 @@ impl TestApp {
         (status, resp.bytes().await.expect("body").to_vec(), headers)
     }
 }
+
+/// Each customer received the texts "0", "1", ... `per_customer - 1`, in that order.
+pub fn assert_each_customer_got_in_order(sent: &[graph_sim::SentMessage], per_customer: usize) {
+    let mut by_customer: std::collections::HashMap<&str, Vec<i64>> = Default::default();
+    for s in sent {
+        let n = s.body["text"]["body"].as_str().and_then(|b| b.parse().ok());
+        by_customer
+            .entry(s.to.as_str())
+            .or_default()
+            .push(n.expect("numbered text"));
+    }
+    for (to, seq) in by_customer {
+        assert_eq!(
+            seq,
+            (0..per_customer as i64).collect::<Vec<_>>(),
+            "order kept for {to}"
+        );
+    }
+}

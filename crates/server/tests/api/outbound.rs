@@ -1,14 +1,13 @@
 //! The outbound road: sending every kind of message through graph-sim, idempotency, retries,
 //! permanent failures, the 24 h window, rate limits, ordering, media both ways, delivery statuses.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use graph_sim::{Endpoint, Fault};
 use serde_json::{Value, json};
 use store::conversations::{InboundItem, StatusRecord};
 
-use crate::helpers::{PHONE_NUMBER_ID, TestApp, wait_until};
+use crate::helpers::{PHONE_NUMBER_ID, TestApp, assert_each_customer_got_in_order, wait_until};
 use crate::on_both_backends;
 use crate::samples;
 
@@ -568,20 +567,7 @@ async fn the_rate_limit_is_respected_and_per_customer_order_kept(app: TestApp) {
         "never above 20/s: {}",
         app.sim.max_sends_in_any_second(PHONE_NUMBER_ID)
     );
-    let mut by_customer: HashMap<String, Vec<i64>> = HashMap::new();
-    for s in &sent {
-        by_customer
-            .entry(s.to.clone())
-            .or_default()
-            .push(s.body["text"]["body"].as_str().unwrap().parse().unwrap());
-    }
-    for (to, seq) in by_customer {
-        assert_eq!(
-            seq,
-            (0..per_customer as i64).collect::<Vec<_>>(),
-            "order kept for {to}"
-        );
-    }
+    assert_each_customer_got_in_order(&sent, per_customer);
 }
 
 async fn opening_a_conversation_marks_it_read_on_whatsapp(app: TestApp) {
@@ -651,19 +637,6 @@ mod two_instances {
         .await;
         let sent = app.sim.sent_messages();
         assert_eq!(sent.len(), total, "exactly once");
-        let mut by_customer: HashMap<String, Vec<i64>> = HashMap::new();
-        for s in &sent {
-            by_customer
-                .entry(s.to.clone())
-                .or_default()
-                .push(s.body["text"]["body"].as_str().unwrap().parse().unwrap());
-        }
-        for (to, seq) in by_customer {
-            assert_eq!(
-                seq,
-                (0..per_customer as i64).collect::<Vec<_>>(),
-                "order kept for {to}"
-            );
-        }
+        assert_each_customer_got_in_order(&sent, per_customer);
     }
 }

@@ -1,14 +1,13 @@
 //! Two `atende serve` processes on one PostgreSQL database share the outbox: every message goes to
 //! Meta exactly once, each customer's messages in the order written, whichever process accepted it.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use graph_sim::{Customer, GraphSim, SimConfig, WebhookBuilder};
 use serde_json::json;
 
 use crate::cli::Install;
-use crate::helpers::{Backend, wait_until};
+use crate::helpers::{Backend, assert_each_customer_got_in_order, wait_until};
 
 const PNID: &str = "204000000000001";
 const SECRET: &str = "two-process-secret";
@@ -113,18 +112,5 @@ async fn two_processes_send_each_message_once_in_order() {
     .await;
     let sent = sim.sent_messages();
     assert_eq!(sent.len(), total, "no message sent twice");
-    let mut by_customer: HashMap<String, Vec<i64>> = HashMap::new();
-    for s in &sent {
-        by_customer
-            .entry(s.to.clone())
-            .or_default()
-            .push(s.body["text"]["body"].as_str().unwrap().parse().unwrap());
-    }
-    for (to, seq) in by_customer {
-        assert_eq!(
-            seq,
-            (0..per_customer as i64).collect::<Vec<_>>(),
-            "order kept for {to}"
-        );
-    }
+    assert_each_customer_got_in_order(&sent, per_customer);
 }
