@@ -1,4 +1,4 @@
-//! The JSON API under `/api`: conversations and messages, channels, dead letters, API tokens.
+//! The JSON API under `/api`: message history, channels, dead letters, API tokens.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -14,40 +14,7 @@ use crate::channels::{ChannelInput, ChannelView, validate_base_url, validate_rat
 use crate::error::{ApiError, ApiResult};
 use crate::passwords;
 
-const STAFF: &[Role] = &[Role::Admin, Role::Supervisor, Role::Agent];
 const ADMIN: &[Role] = &[Role::Admin];
-
-#[derive(Deserialize)]
-pub struct ListConversations {
-    #[serde(default)]
-    open: bool,
-    limit: Option<i64>,
-}
-
-pub async fn list_conversations(
-    State(app): State<AppState>,
-    who: Principal,
-    Query(q): Query<ListConversations>,
-) -> ApiResult<Json<Value>> {
-    who.require(STAFF)?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let conversations = app.store.conversations(q.open, limit).await?;
-    Ok(Json(json!({ "conversations": conversations })))
-}
-
-pub async fn get_conversation(
-    State(app): State<AppState>,
-    who: Principal,
-    Path(id): Path<i64>,
-) -> ApiResult<Json<Value>> {
-    who.require(STAFF)?;
-    let conversation = app
-        .store
-        .conversation(id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(Json(json!({ "conversation": conversation })))
-}
 
 #[derive(Deserialize)]
 pub struct MessagePage {
@@ -71,11 +38,7 @@ pub async fn list_messages(
     Path(id): Path<i64>,
     Query(q): Query<MessagePage>,
 ) -> ApiResult<Json<Value>> {
-    who.require(STAFF)?;
-    app.store
-        .conversation(id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    crate::desk::visible_conversation(&app, &who, id).await?;
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let messages = app.store.messages(id, q.before, limit).await?;
     // The client asks for the next page with before = the first id it has.

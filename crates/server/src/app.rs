@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use store::Store;
 use store::auth::{NewUser, Role};
 use tokio::net::TcpListener;
@@ -25,7 +25,7 @@ use crate::media_files::MediaFiles;
 use crate::media_worker::MediaDownloader;
 use crate::outbound::{Outbound, SenderWorker};
 use crate::secrets::SecretBox;
-use crate::{api, auth, flows_api, messages, passwords, ui, webhook};
+use crate::{api, auth, desk_api, flows_api, messages, passwords, people_api, ui, webhook, ws};
 use whatsapp::graph::GraphClient;
 
 pub struct AppContext {
@@ -43,6 +43,14 @@ pub struct AppContext {
     pub media_wake: Arc<Notify>,
     /// The built-in WhatsApp simulator, when the demo runs.
     pub simulator: Option<graph_sim::GraphSim>,
+    /// The event log fanned out to this instance's WebSockets.
+    pub feed: crate::ws::EventFeed,
+    pub viewers: crate::ws::Viewers,
+    pub sockets: crate::desk::Sockets,
+    /// Wakes the desk worker (routing) at once.
+    pub desk_wake: Arc<Notify>,
+    /// Cancelled at shutdown (long-lived WebSockets end with it).
+    pub shutdown: CancellationToken,
 }
 
 impl AppContext {
@@ -188,6 +196,25 @@ impl Application {
         );
         workers.spawn(bot.run(shutdown.clone()));
         workers.spawn(refresh_channels(channels.clone(), shutdown.clone()));
+        let feed = crate::ws::EventFeed::new();
+        let sockets = crate::desk::Sockets::default();
+        let desk_wake = Arc::new(Notify::new());
+        let tailer = crate::ws::EventTailer {
+            store: store.clone(),
+            live: live.clone(),
+            feed: feed.clone(),
+            desk_wake: desk_wake.clone(),
+        };
+        workers.spawn(tailer.start(shutdown.clone()));
+        let desk = crate::desk::DeskWorker {
+            store: store.clone(),
+            outbound: outbound.clone(),
+            live: live.clone(),
+            wake: desk_wake.clone(),
+            sockets: sockets.clone(),
+            presence_grace: std::time::Duration::from_secs(config.presence_grace_secs),
+        };
+        workers.spawn(desk.run(shutdown.clone()));
 
         let listener = TcpListener::bind(config.listen)
             .await
@@ -215,6 +242,11 @@ impl Application {
             files,
             media_wake,
             simulator,
+            feed,
+            viewers: crate::ws::Viewers::default(),
+            sockets,
+            desk_wake,
+            shutdown: shutdown.clone(),
         }));
         Ok(Application {
             listener,
@@ -291,8 +323,71 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me))
-        .route("/conversations", get(api::list_conversations))
-        .route("/conversations/{id}", get(api::get_conversation))
+        .route("/auth/password", post(people_api::change_password))
+        .route("/ws", get(ws::connect))
+        .route(
+            "/users",
+            get(people_api::list_users).post(people_api::create_user),
+        )
+        .route("/users/{id}", patch(people_api::update_user))
+        .route(
+            "/users/{id}/reset-password",
+            post(people_api::reset_password),
+        )
+        .route("/users/{id}/presence", put(people_api::set_user_presence))
+        .route("/presence", put(people_api::set_own_presence))
+        .route(
+            "/pause-reasons",
+            get(people_api::get_pause_reasons).put(people_api::put_pause_reasons),
+        )
+        .route(
+            "/queues/{id}/members",
+            get(people_api::get_members).put(people_api::put_members),
+        )
+        .route("/supervisor/overview", get(people_api::overview))
+        .route("/channels/{id}/test", post(people_api::test_channel))
+        .route("/conversations", get(desk_api::list_conversations))
+        .route("/conversations/{id}", get(desk_api::get_conversation))
+        .route("/conversations/{id}/assign", post(desk_api::assign))
+        .route("/conversations/{id}/transfer", post(desk_api::transfer))
+        .route(
+            "/conversations/{id}/transfers",
+            get(desk_api::list_transfers),
+        )
+        .route("/conversations/{id}/finalize", post(desk_api::finalize))
+        .route(
+            "/conversations/{id}/notes",
+            get(desk_api::list_notes).post(desk_api::add_note),
+        )
+        .route(
+            "/conversations/{id}/form",
+            get(desk_api::get_form).patch(desk_api::patch_form),
+        )
+        .route(
+            "/contacts/{id}/conversations",
+            get(desk_api::contact_conversations),
+        )
+        .route(
+            "/dispositions",
+            get(desk_api::list_dispositions).post(desk_api::create_disposition),
+        )
+        .route("/dispositions/{id}", delete(desk_api::delete_disposition))
+        .route(
+            "/custom-fields",
+            get(desk_api::list_custom_fields).post(desk_api::create_custom_field),
+        )
+        .route(
+            "/custom-fields/{id}",
+            patch(desk_api::update_custom_field).delete(desk_api::delete_custom_field),
+        )
+        .route(
+            "/canned-responses",
+            get(desk_api::list_canned).post(desk_api::create_canned),
+        )
+        .route(
+            "/canned-responses/{id}",
+            patch(desk_api::update_canned).delete(desk_api::delete_canned),
+        )
         .route(
             "/conversations/{id}/messages",
             get(api::list_messages).post(messages::send),

@@ -117,6 +117,15 @@ pub struct ServeArgs {
         value_name = "SECS"
     )]
     pub bot_reminder_after: Option<u64>,
+    /// Seconds after an agent's last browser tab disconnected before they become offline (their
+    /// personal line goes back to the queues). [default: 120]
+    #[arg(
+        long,
+        global = true,
+        env = "ATENDE_PRESENCE_GRACE",
+        value_name = "SECS"
+    )]
+    pub presence_grace: Option<u64>,
     /// Seconds without an answer before the bot closes the conversation as abandoned (a flow may
     /// override it). [default: 900]
     #[arg(
@@ -222,6 +231,7 @@ struct FileConfig {
     seed_demo_flow: Option<bool>,
     bot_reminder_after: Option<u64>,
     bot_close_after: Option<u64>,
+    presence_grace: Option<u64>,
 }
 
 /// Everything the program needs, resolved.
@@ -245,6 +255,7 @@ pub struct Config {
     pub seed_demo_flow: bool,
     pub bot_reminder_after_secs: u64,
     pub bot_close_after_secs: u64,
+    pub presence_grace_secs: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -366,6 +377,11 @@ impl Config {
             seed_demo_flow: serve.seed_demo_flow.or(file.seed_demo_flow).unwrap_or(true),
             bot_reminder_after_secs,
             bot_close_after_secs,
+            presence_grace_secs: serve
+                .presence_grace
+                .or(file.presence_grace)
+                .unwrap_or(120)
+                .max(1),
         })
     }
 
@@ -388,6 +404,7 @@ impl Config {
             seed_demo_flow: false,
             bot_reminder_after_secs: 300,
             bot_close_after_secs: 900,
+            presence_grace_secs: 120,
         }
     }
 }

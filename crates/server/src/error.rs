@@ -21,6 +21,9 @@ pub enum ApiError {
     TooManyRequests(String),
     #[error("{1}")]
     Unsupported(&'static str, String),
+    /// 422: understood but not acceptable yet; the value lists what is missing.
+    #[error("{1}")]
+    Unprocessable(&'static str, String, serde_json::Value),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -39,6 +42,7 @@ impl ApiError {
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, code),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             ApiError::Unsupported(code, _) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, code),
+            ApiError::Unprocessable(code, _, _) => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -60,11 +64,11 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(e) = &self {
             tracing::error!(error = %format!("{e:#}"), "request failed");
         }
-        (
-            status,
-            Json(json!({ "error": { "code": code, "message": self.to_string() } })),
-        )
-            .into_response()
+        let mut error = json!({ "code": code, "message": self.to_string() });
+        if let ApiError::Unprocessable(_, _, fields) = &self {
+            error["fields"] = fields.clone();
+        }
+        (status, Json(json!({ "error": error }))).into_response()
     }
 }
 

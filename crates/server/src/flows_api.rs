@@ -22,7 +22,7 @@ const STAFF: &[Role] = &[Role::Admin, Role::Supervisor, Role::Agent];
 const ADMIN: &[Role] = &[Role::Admin];
 
 /// `Some(None)` for an explicit `null`, `None` for a missing field.
-fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+pub(crate) fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)

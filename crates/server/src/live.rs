@@ -26,6 +26,8 @@ pub enum Notice {
     MediaUpdated {
         media_id: i64,
     },
+    /// Something of the desk changed (assignment, transfer, presence...): the event log has news.
+    DeskChanged,
 }
 
 #[derive(Clone)]

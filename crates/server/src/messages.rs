@@ -75,18 +75,15 @@ pub async fn send(
     Path(conversation_id): Path<i64>,
     Json(req): Json<SendRequest>,
 ) -> ApiResult<Response> {
-    who.require(STAFF)?;
-    let conversation = app
-        .store
-        .conversation(conversation_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let (conversation, access) =
+        crate::desk::visible_conversation(&app, &who, conversation_id).await?;
     if conversation.closed_at.is_some() {
         return Err(ApiError::Conflict(
             "conversation_closed",
             "this conversation is finalized; a new customer message opens a new one".into(),
         ));
     }
+    access.require(crate::desk::Access::Work)?;
     let last_inbound = app.store.contact_last_inbound(conversation_id).await?;
     if !domain::window::window_state(last_inbound, store::now_ms()).is_open() {
         return Err(ApiError::Conflict(
@@ -258,12 +255,9 @@ pub async fn mark_read(
     who: Principal,
     Path(conversation_id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
-    who.require(STAFF)?;
-    let conversation = app
-        .store
-        .conversation(conversation_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let (conversation, access) =
+        crate::desk::visible_conversation(&app, &who, conversation_id).await?;
+    access.require(crate::desk::Access::Work)?;
     let latest = app.store.mark_conversation_read(conversation_id).await?;
     let channel = app.channels.by_id(conversation.channel_id);
     let mut marked = false;

@@ -215,6 +215,18 @@ impl Store {
             .map(|u| (u, row.csrf_token)))
     }
 
+    /// Ends every session of a person (password reset, deactivation).
+    pub async fn delete_sessions_of(&self, user_id: i64) -> Result<()> {
+        on_write!(self, pool => {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
         on_write!(self, pool => {
             sqlx::query("DELETE FROM sessions WHERE token_hash = $1")

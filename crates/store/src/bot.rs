@@ -33,6 +33,23 @@ pub struct QueueRecord {
     pub outside_hours_action: String,
     pub created_at: i64,
     pub updated_at: i64,
+    #[sqlx(flatten)]
+    pub desk: QueueDesk,
+}
+
+/// What the desk needs of a queue: the messages to a waiting customer and the agents' default
+/// limit.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct QueueDesk {
+    /// Sent when the customer starts waiting; `{{posicao}}`, `{{fila}}`, `{{protocolo}}`.
+    pub waiting_message: Option<String>,
+    /// The position is re-sent when it changed, at most this often; 0 = never.
+    pub position_update_secs: i64,
+    pub max_wait_secs: Option<i64>,
+    pub max_wait_message: Option<String>,
+    pub default_max_concurrent: i64,
+    pub transfer_message: Option<String>,
+    pub closing_message: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -229,7 +246,8 @@ pub struct BotPhase {
 }
 
 const QUEUE_COLUMNS: &str = "id, key, name, priority, business_hours, outside_hours_message,
-    outside_hours_action, created_at, updated_at";
+    outside_hours_action, created_at, updated_at, waiting_message, position_update_secs,
+    max_wait_secs, max_wait_message, default_max_concurrent, transfer_message, closing_message";
 
 const FLOW_SELECT: &str =
     "SELECT f.id, f.channel_id, f.name, f.enabled, f.created_at, f.updated_at,
@@ -240,10 +258,6 @@ const FLOW_SELECT: &str =
 const SESSION_COLUMNS: &str = "conversation_id, flow_version_id, state, last_input_message_id,
     started_at, last_activity_at, reminder_due_at, close_due_at, reminder_sent_at, finished_at,
     outcome, last_bot_message_id";
-
-fn unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
 
 // ------------------------------------------------------------------------------------------ queues
 
@@ -274,9 +288,9 @@ impl Store {
         match self.insert_queue(new, false).await {
             Ok(Some(q)) => Ok(q),
             Ok(None) => Err(StoreError::NotFound),
-            Err(StoreError::Database(e)) if unique_violation(&e) => Err(StoreError::Conflict(
-                format!("a queue with key {:?} already exists", new.key),
-            )),
+            Err(StoreError::Database(e)) if crate::is_unique_violation(&e) => Err(
+                StoreError::Conflict(format!("a queue with key {:?} already exists", new.key)),
+            ),
             Err(e) => Err(e),
         }
     }
@@ -352,6 +366,33 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Replaces a queue's desk settings.
+    pub async fn update_queue_desk(&self, id: i64, d: &QueueDesk) -> Result<QueueRecord> {
+        let sql = format!(
+            "UPDATE queues SET waiting_message = $2, position_update_secs = $3, max_wait_secs = $4,
+                max_wait_message = $5, default_max_concurrent = $6, transfer_message = $7,
+                closing_message = $8, updated_at = $9
+             WHERE id = $1 RETURNING {QUEUE_COLUMNS}"
+        );
+        let row: Option<QueueRecord> = on_write!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .bind(&d.waiting_message)
+                .bind(d.position_update_secs)
+                .bind(d.max_wait_secs)
+                .bind(&d.max_wait_message)
+                .bind(d.default_max_concurrent)
+                .bind(&d.transfer_message)
+                .bind(&d.closing_message)
+                .bind(now_ms())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.ok_or(StoreError::NotFound)
+    }
+}
+
 // ------------------------------------------------------------------------------------------- flows
 
 impl Store {
@@ -394,10 +435,12 @@ impl Store {
         });
         match result {
             Ok(id) => self.flow(id).await?.ok_or(StoreError::NotFound),
-            Err(e) if unique_violation(&e) => Err(StoreError::Conflict(match channel_id {
-                Some(c) => format!("channel {c} already has a flow; edit it instead"),
-                None => "a default flow already exists; edit it instead".to_owned(),
-            })),
+            Err(e) if crate::is_unique_violation(&e) => {
+                Err(StoreError::Conflict(match channel_id {
+                    Some(c) => format!("channel {c} already has a flow; edit it instead"),
+                    None => "a default flow already exists; edit it instead".to_owned(),
+                }))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -451,7 +494,7 @@ impl Store {
         match result {
             Ok(true) => self.flow(id).await?.ok_or(StoreError::NotFound),
             Ok(false) => Err(StoreError::NotFound),
-            Err(e) if unique_violation(&e) => Err(StoreError::Conflict(
+            Err(e) if crate::is_unique_violation(&e) => Err(StoreError::Conflict(
                 "the flow was edited at the same time by someone else; reload and try again".into(),
             )),
             Err(e) => Err(e.into()),
@@ -732,11 +775,13 @@ impl Store {
                         }
                         None => {
                             sqlx::query(
-                                "UPDATE conversations SET state = $2, closed_at = $3 WHERE id = $1 AND closed_at IS NULL",
+                                "UPDATE conversations SET state = $2, closed_at = $3, close_reason = $4
+                                 WHERE id = $1 AND closed_at IS NULL",
                             )
                             .bind(turn.conversation_id)
                             .bind(CLOSED_STATE)
                             .bind(now)
+                            .bind(finish.outcome.as_str())
                             .execute(&mut *tx)
                             .await?;
                             let payload = json!({ "reason": finish.outcome.as_str(), "by": "bot" });
@@ -872,11 +917,13 @@ impl Store {
         let affected = on_write!(self, pool => {
             let mut tx = pool.begin().await?;
             let affected = sqlx::query(
-                "UPDATE conversations SET state = $2, closed_at = $3 WHERE id = $1 AND closed_at IS NULL",
+                "UPDATE conversations SET state = $2, closed_at = $3, close_reason = $4
+                 WHERE id = $1 AND closed_at IS NULL",
             )
             .bind(conversation_id)
             .bind(CLOSED_STATE)
             .bind(now)
+            .bind(reason)
             .execute(&mut *tx)
             .await?
             .rows_affected();

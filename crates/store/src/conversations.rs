@@ -76,13 +76,26 @@ pub struct ConversationSummary {
     pub state: String,
     pub queue_id: Option<i64>,
     pub agent_id: Option<i64>,
+    /// Waiting in this agent's personal line (a transfer to a busy agent).
+    pub waiting_agent_id: Option<i64>,
     pub opened_at: i64,
     pub closed_at: Option<i64>,
     pub last_message_at: i64,
     pub last_inbound_at: Option<i64>,
+    /// When the 24 h customer service window closes (free-form messages allowed until then).
+    pub window_expires_at: Option<i64>,
     pub unread_count: i64,
+    pub queued_at: Option<i64>,
+    pub assigned_at: Option<i64>,
+    pub close_reason: Option<String>,
+    pub disposition_id: Option<i64>,
+    pub subject: Option<String>,
+    pub priority: i64,
     pub contact_wa_id: String,
     pub contact_name: Option<String>,
+    pub queue_name: Option<String>,
+    pub agent_name: Option<String>,
+    pub last_message_preview: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -109,10 +122,16 @@ pub struct MessageRecord {
     pub updated_at: i64,
 }
 
-const CONVERSATION_SELECT: &str = "SELECT c.id, c.channel_id, c.contact_id, c.protocol, c.state,
-    c.queue_id, c.agent_id, c.opened_at, c.closed_at, c.last_message_at, c.last_inbound_at,
-    c.unread_count, ct.wa_id AS contact_wa_id, COALESCE(ct.name, ct.profile_name) AS contact_name
-    FROM conversations c JOIN contacts ct ON ct.id = c.contact_id";
+pub(crate) const CONVERSATION_SELECT: &str = "SELECT c.id, c.channel_id, c.contact_id, c.protocol,
+    c.state, c.queue_id, c.agent_id, c.waiting_agent_id, c.opened_at, c.closed_at,
+    c.last_message_at, c.last_inbound_at, c.last_inbound_at + 86400000 AS window_expires_at,
+    c.unread_count, c.queued_at, c.assigned_at, c.close_reason, c.disposition_id, c.subject,
+    c.priority, ct.wa_id AS contact_wa_id, COALESCE(ct.name, ct.profile_name) AS contact_name,
+    q.name AS queue_name, u.name AS agent_name,
+    (SELECT m.body FROM messages m WHERE m.conversation_id = c.id ORDER BY m.id DESC LIMIT 1)
+        AS last_message_preview
+    FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+    LEFT JOIN queues q ON q.id = c.queue_id LEFT JOIN users u ON u.id = c.agent_id";
 
 pub(crate) const MESSAGE_COLUMNS: &str = "id, conversation_id, channel_id, direction, author,
     author_user_id, wamid, kind, body, content, reply_to_wamid, status, error_code, error_title,

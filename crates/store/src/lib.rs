@@ -19,6 +19,8 @@ pub mod auth;
 pub mod bot;
 pub mod channels;
 pub mod conversations;
+pub mod desk;
+pub mod desk_records;
 pub mod events;
 pub mod inbox;
 pub mod leases;
@@ -102,6 +104,10 @@ macro_rules! insert_event {
     };
 }
 pub(crate) use {insert_event, on_read, on_write};
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
 
 impl Store {
     /// Connects to `url` (`sqlite://path/to/file.db` or `postgres://...`), creating the SQLite file

@@ -1,0 +1,528 @@
+//! Live updates for the web app: one authenticated WebSocket per tab.
+//!
+//! The event log in the database is the source of truth. One [`EventTailer`] per instance reads
+//! it in order (woken by this instance's [`Live`] notices, and polling for other instances'
+//! writes) and fans each event out, with the conversation's current place (queue, agent), to the
+//! sockets, which forward what their user may see. A reconnecting tab passes the last event id it
+//! saw and first receives what it missed, read from the log.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use store::Store;
+use store::auth::{Role, User};
+use store::events::{ConversationPlace, EventRecord};
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::live::Live;
+
+/// Catch-up further behind than this gets a `reset` (reload your lists) instead.
+const MAX_CATCH_UP: i64 = 5_000;
+/// How long a hole in event ids (a transaction that took an id but committed later) may hold
+/// back the events after it before the tailer assumes the transaction rolled back.
+const GAP_PATIENCE: Duration = Duration::from_secs(1);
+/// Other instances' events are seen within this.
+const POLL: Duration = Duration::from_millis(100);
+/// "typing" lasts this long after the last keystroke notice.
+const TYPING_MS: i64 = 4_000;
+
+/// One event of the log as sockets get it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveEvent {
+    pub id: i64,
+    pub at: i64,
+    pub kind: String,
+    pub conversation_id: Option<i64>,
+    pub payload: Value,
+    #[serde(skip)]
+    pub place: Option<ConversationPlace>,
+}
+
+/// The fan-out of the event log to this instance's sockets.
+#[derive(Clone)]
+pub struct EventFeed {
+    tx: broadcast::Sender<Arc<LiveEvent>>,
+    /// Every event up to this id has been broadcast.
+    cursor: Arc<AtomicI64>,
+}
+
+impl EventFeed {
+    pub fn new() -> EventFeed {
+        EventFeed {
+            tx: broadcast::channel(8192).0,
+            cursor: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    pub fn cursor(&self) -> i64 {
+        self.cursor.load(Ordering::Acquire)
+    }
+}
+
+impl Default for EventFeed {
+    fn default() -> Self {
+        EventFeed::new()
+    }
+}
+
+/// Reads the event log in id order and broadcasts it.
+pub struct EventTailer {
+    pub store: Store,
+    pub live: Live,
+    pub feed: EventFeed,
+    /// Woken when an event may let routing assign something.
+    pub desk_wake: Arc<Notify>,
+}
+
+impl EventTailer {
+    pub async fn start(self, shutdown: CancellationToken) {
+        let mut notices = self.live.subscribe();
+        let mut cursor = match self.store.latest_event_id().await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the event log; live updates are off");
+                return;
+            }
+        };
+        self.feed.cursor.store(cursor, Ordering::Release);
+        let mut gap_since: Option<tokio::time::Instant> = None;
+        loop {
+            let mut more = false;
+            match self.store.events_after(cursor, 1000).await {
+                Ok(events) => {
+                    let full = events.len() == 1000;
+                    let (delivered, held_back) = self.deliver(events, cursor, &mut gap_since).await;
+                    cursor = delivered;
+                    self.feed.cursor.store(cursor, Ordering::Release);
+                    more = full && !held_back;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the event log"),
+            }
+            if more {
+                continue;
+            }
+            tokio::select! {
+                r = notices.recv() => {
+                    if let Err(broadcast::error::RecvError::Closed) = r { return; }
+                }
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Broadcasts the events that follow `cursor` without a hole; returns the new cursor and
+    /// whether a hole is holding events back.
+    async fn deliver(
+        &self,
+        events: Vec<EventRecord>,
+        mut cursor: i64,
+        gap_since: &mut Option<tokio::time::Instant>,
+    ) -> (i64, bool) {
+        let ids: Vec<i64> = events.iter().filter_map(|e| e.conversation_id).collect();
+        let places = self
+            .store
+            .conversation_places(&ids)
+            .await
+            .unwrap_or_default();
+        let mut wake_routing = false;
+        for event in events {
+            if event.id != cursor + 1 {
+                let since = gap_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() < GAP_PATIENCE {
+                    self.finish(wake_routing);
+                    return (cursor, true);
+                }
+            }
+            *gap_since = None;
+            cursor = event.id;
+            wake_routing |= frees_or_adds_work(&event.kind);
+            let _ = self.feed.tx.send(Arc::new(to_live(event, &places)));
+        }
+        self.finish(wake_routing);
+        (cursor, false)
+    }
+
+    fn finish(&self, wake_routing: bool) {
+        if wake_routing {
+            self.desk_wake.notify_one();
+        }
+    }
+}
+
+fn to_live(e: EventRecord, places: &HashMap<i64, ConversationPlace>) -> LiveEvent {
+    LiveEvent {
+        id: e.id,
+        at: e.at,
+        place: e.conversation_id.and_then(|id| places.get(&id).cloned()),
+        kind: e.kind,
+        conversation_id: e.conversation_id,
+        payload: serde_json::from_str(&e.payload).unwrap_or(Value::Null),
+    }
+}
+
+/// Events after which routing may have something to assign.
+fn frees_or_adds_work(kind: &str) -> bool {
+    matches!(
+        kind,
+        "conversation.opened"
+            | "conversation.queued"
+            | "conversation.closed"
+            | "conversation.transferred"
+            | "presence.changed"
+            | "queue.changed"
+    )
+}
+
+/// Who is looking at which conversation and who is typing, on this instance.
+#[derive(Clone)]
+pub struct Viewers {
+    inner: Arc<Mutex<HashMap<i64, HashMap<u64, Viewer>>>>,
+    /// (conversation id, the `viewers` message for it)
+    tx: broadcast::Sender<(i64, Value)>,
+}
+
+impl Default for Viewers {
+    fn default() -> Self {
+        Viewers {
+            inner: Default::default(),
+            tx: broadcast::channel(1024).0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Viewer {
+    user_id: i64,
+    name: String,
+    #[serde(skip)]
+    typing_until: i64,
+}
+
+impl Viewers {
+    fn set(&self, socket: u64, conversation_id: Option<i64>, user: &User) {
+        let mut changed = Vec::new();
+        {
+            let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            for (conversation, viewers) in map.iter_mut() {
+                if Some(*conversation) != conversation_id && viewers.remove(&socket).is_some() {
+                    changed.push(*conversation);
+                }
+            }
+            map.retain(|_, v| !v.is_empty());
+            if let Some(id) = conversation_id
+                && let std::collections::hash_map::Entry::Vacant(slot) =
+                    map.entry(id).or_default().entry(socket)
+            {
+                slot.insert(Viewer {
+                    user_id: user.id,
+                    name: user.name.clone(),
+                    typing_until: 0,
+                });
+                changed.push(id);
+            }
+        }
+        for id in changed {
+            self.announce(id);
+        }
+    }
+
+    fn typing(&self, socket: u64, conversation_id: i64) {
+        {
+            let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(viewer) = map
+                .get_mut(&conversation_id)
+                .and_then(|v| v.get_mut(&socket))
+            else {
+                return;
+            };
+            viewer.typing_until = store::now_ms() + TYPING_MS;
+        }
+        self.announce(conversation_id);
+    }
+
+    fn announce(&self, conversation_id: i64) {
+        let now = store::now_ms();
+        let list: Vec<Value> = {
+            let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(&conversation_id)
+                .map(|v| {
+                    v.values()
+                        .map(|x| json!({ "user_id": x.user_id, "name": x.name, "typing": x.typing_until > now }))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let message =
+            json!({ "type": "viewers", "conversation_id": conversation_id, "viewers": list });
+        let _ = self.tx.send((conversation_id, message));
+    }
+}
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    since: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    View { conversation_id: Option<i64> },
+    Typing { conversation_id: i64 },
+    Ping,
+}
+
+/// `GET /api/ws?since=ID`.
+pub async fn connect(
+    State(app): State<AppState>,
+    who: Principal,
+    headers: HeaderMap,
+    Query(q): Query<WsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let Principal::User(user) = who else {
+        return Err(ApiError::Forbidden(
+            "the live socket is for people signed in to the web app".into(),
+        ));
+    };
+    if !same_origin(&headers) {
+        return Err(ApiError::Forbidden("cross-origin WebSocket refused".into()));
+    }
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        let session = Session::new(app, user, q.since).await;
+        if let Ok(session) = session {
+            session.run(socket).await;
+        }
+    }))
+}
+
+/// A browser's `Origin` must name the host it connects to (a page of another site must not ride
+/// the session cookie). Clients without `Origin` (not browsers) are let through.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
+}
+
+static NEXT_SOCKET: AtomicI64 = AtomicI64::new(1);
+
+struct Session {
+    app: AppState,
+    user: User,
+    socket_id: u64,
+    since: Option<i64>,
+    queue_ids: HashSet<i64>,
+    /// Conversations this tab was told about: their later events keep flowing even when they
+    /// left the user's reach (so a transferred conversation leaves the list).
+    known: HashSet<i64>,
+    viewing: Option<i64>,
+}
+
+impl Session {
+    async fn new(app: AppState, user: User, since: Option<i64>) -> ApiResult<Session> {
+        let queue_ids = app
+            .store
+            .user_queue_ids(user.id)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(Session {
+            socket_id: NEXT_SOCKET.fetch_add(1, Ordering::Relaxed).unsigned_abs(),
+            app,
+            user,
+            since,
+            queue_ids,
+            known: HashSet::new(),
+            viewing: None,
+        })
+    }
+
+    async fn run(mut self, mut socket: WebSocket) {
+        let app = self.app.clone();
+        app.sockets.opened(self.user.id);
+        let _ = app.store.touch_sockets(&[self.user.id]).await;
+        if let Err(e) = self.serve(&mut socket).await {
+            tracing::debug!(user_id = self.user.id, error = %e, "socket ended");
+        }
+        app.viewers.set(self.socket_id, None, &self.user);
+        let _ = app.store.touch_sockets(&[self.user.id]).await;
+        app.sockets.closed(self.user.id);
+    }
+
+    async fn serve(&mut self, socket: &mut WebSocket) -> anyhow::Result<()> {
+        // Subscribe before reading the log so nothing falls between catch-up and live.
+        let mut events = self.app.feed.tx.subscribe();
+        let mut viewers = self.app.viewers.tx.subscribe();
+        let mut sent = self.app.feed.cursor();
+        send(socket, json!({ "type": "hello", "last_event_id": sent })).await?;
+        if let Some(since) = self.since {
+            sent = self.catch_up(socket, since, sent).await?;
+        }
+        let shutdown = self.app.shutdown.clone();
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) if event.id > sent => {
+                        sent = event.id;
+                        self.forward(socket, &event).await?;
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        send(socket, json!({ "type": "reset" })).await?;
+                        sent = self.app.feed.cursor();
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+                update = viewers.recv() => {
+                    if let Ok((conversation_id, message)) = update
+                        && Some(conversation_id) == self.viewing
+                    {
+                        send(socket, message).await?;
+                    }
+                }
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(Message::Text(text))) => self.on_client(socket, text.as_str()).await?,
+                    Some(Ok(Message::Close(_))) | None => return Ok(()),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                },
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    /// Sends what happened after `since` up to `upto` (where the live feed takes over).
+    async fn catch_up(
+        &mut self,
+        socket: &mut WebSocket,
+        since: i64,
+        upto: i64,
+    ) -> anyhow::Result<i64> {
+        if upto - since > MAX_CATCH_UP || since > upto {
+            send(socket, json!({ "type": "reset" })).await?;
+            return Ok(upto);
+        }
+        let mut cursor = since;
+        while cursor < upto {
+            let batch = self.app.store.events_after(cursor, 500).await?;
+            let batch: Vec<EventRecord> = batch.into_iter().filter(|e| e.id <= upto).collect();
+            let Some(last) = batch.last().map(|e| e.id) else {
+                break;
+            };
+            let ids: Vec<i64> = batch.iter().filter_map(|e| e.conversation_id).collect();
+            let places = self.app.store.conversation_places(&ids).await?;
+            for event in batch {
+                self.forward(socket, &to_live(event, &places)).await?;
+            }
+            cursor = last;
+        }
+        Ok(upto)
+    }
+
+    async fn forward(&mut self, socket: &mut WebSocket, event: &LiveEvent) -> anyhow::Result<()> {
+        if event.kind == "queue.changed" {
+            self.queue_ids = self
+                .app
+                .store
+                .user_queue_ids(self.user.id)
+                .await?
+                .into_iter()
+                .collect();
+        }
+        if !self.may_see(event) {
+            return Ok(());
+        }
+        let mut message = serde_json::to_value(event)?;
+        message["type"] = "event".into();
+        send(socket, message).await
+    }
+
+    fn may_see(&mut self, event: &LiveEvent) -> bool {
+        let Some(conversation_id) = event.conversation_id else {
+            return true;
+        };
+        let visible = match (self.user.role, &event.place) {
+            (Role::Admin, _) => true,
+            (_, None) => false,
+            (Role::Supervisor, Some(p)) => {
+                p.queue_id.is_none_or(|q| self.queue_ids.contains(&q))
+                    || p.agent_id == Some(self.user.id)
+                    || p.waiting_agent_id == Some(self.user.id)
+            }
+            (Role::Agent, Some(p)) => {
+                let me = Some(self.user.id);
+                let waiting_for_anyone_here = p.state == store::bot::QUEUED_STATE
+                    && p.waiting_agent_id.is_none()
+                    && p.queue_id.is_none_or(|q| self.queue_ids.contains(&q));
+                p.agent_id == me || p.waiting_agent_id == me || waiting_for_anyone_here
+            }
+        };
+        if visible {
+            self.known.insert(conversation_id);
+        }
+        visible || self.known.contains(&conversation_id)
+    }
+
+    async fn on_client(&mut self, socket: &mut WebSocket, text: &str) -> anyhow::Result<()> {
+        let Ok(message) = serde_json::from_str::<ClientMessage>(text) else {
+            return send(
+                socket,
+                json!({ "type": "error", "message": "unknown message" }),
+            )
+            .await;
+        };
+        match message {
+            ClientMessage::Ping => send(socket, json!({ "type": "pong" })).await,
+            ClientMessage::View { conversation_id } => {
+                let allowed = match conversation_id {
+                    None => true,
+                    Some(id) => {
+                        let who = Principal::User(self.user.clone());
+                        crate::desk::visible_conversation(&self.app, &who, id)
+                            .await
+                            .is_ok()
+                    }
+                };
+                if allowed {
+                    self.viewing = conversation_id;
+                    self.app
+                        .viewers
+                        .set(self.socket_id, conversation_id, &self.user);
+                }
+                Ok(())
+            }
+            ClientMessage::Typing { conversation_id } => {
+                if self.viewing == Some(conversation_id) {
+                    self.app.viewers.typing(self.socket_id, conversation_id);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: Value) -> anyhow::Result<()> {
+    socket
+        .send(Message::Text(message.to_string().into()))
+        .await?;
+    Ok(())
+}

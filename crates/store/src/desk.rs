@@ -1,0 +1,722 @@
+//! The desk's moving parts: people's presence and capacity, queue membership, routing waiting
+//! conversations to agents, manual assignment, transfer and finalization.
+//!
+//! Every change that can raise an agent's load (routing, assignment, transfer to an agent) runs in
+//! one transaction that first takes the routing lock: on PostgreSQL a transaction-scoped advisory
+//! lock, on SQLite the single write connection. Loads are counted inside that transaction, so the
+//! limit holds under any concurrency, across instances.
+
+use domain::routing::{self, Agent, Waiting};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::bot::{CLOSED_STATE, QUEUED_STATE};
+use crate::{Backend, Result, Store, StoreError, insert_event, now_ms, on_read, on_write};
+
+/// Worked by an agent (`agent_id`).
+pub const ASSIGNED_STATE: &str = "assigned";
+/// An agent's limit when neither they nor the queue set one.
+pub const DEFAULT_LIMIT: i64 = 3;
+/// Key of `pg_advisory_xact_lock` serializing everything that raises a load.
+const ROUTING_LOCK: i64 = 0x4154_454e_4445;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    Available,
+    Paused,
+    Offline,
+}
+
+impl Presence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Available => "available",
+            Presence::Paused => "paused",
+            Presence::Offline => "offline",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Presence> {
+        match s {
+            "available" => Some(Presence::Available),
+            "paused" => Some(Presence::Paused),
+            "offline" => Some(Presence::Offline),
+            _ => None,
+        }
+    }
+}
+
+/// A person as the desk sees them: presence, limit and current load.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DeskUser {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub active: bool,
+    pub must_change_password: bool,
+    /// Their own limit; `None` = the queue's default.
+    pub max_concurrent: Option<i64>,
+    pub presence: String,
+    pub pause_reason: Option<String>,
+    pub presence_at: Option<i64>,
+    pub last_assigned_at: Option<i64>,
+    pub load: i64,
+    #[sqlx(skip)]
+    pub queue_ids: Vec<i64>,
+}
+
+const DESK_USER_SELECT: &str = "SELECT u.id, u.email, u.name, u.role, u.active,
+    u.must_change_password, u.max_concurrent, u.presence, u.pause_reason, u.presence_at,
+    u.last_assigned_at,
+    (SELECT COUNT(*) FROM conversations c WHERE c.agent_id = u.id AND c.state = 'assigned') AS load
+    FROM users u";
+
+/// A partial update of a person; `Some(None)` clears their own limit.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub active: Option<bool>,
+    pub max_concurrent: Option<Option<i64>>,
+}
+
+/// Where a transfer sends a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferTarget {
+    Agent(i64),
+    Queue(i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignOutcome {
+    Assigned,
+    /// The agent is at their limit (and exceeding it was not asked for).
+    AtCapacity,
+    /// The conversation is closed or still with the bot.
+    NotAssignable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransferOutcome {
+    /// `assigned` (the agent had room) or `queued` (in the queue or the agent's personal line).
+    pub state: String,
+    pub transfer_id: i64,
+}
+
+/// A conversation waiting in a queue, with its place in line (1 = next).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct WaitingConversation {
+    pub conversation_id: i64,
+    pub queue_id: Option<i64>,
+    pub waiting_agent_id: Option<i64>,
+    pub queued_at: Option<i64>,
+    pub protocol: String,
+    pub queue_name: Option<String>,
+    pub waiting_message: Option<String>,
+    pub position_update_secs: Option<i64>,
+    pub max_wait_secs: Option<i64>,
+    pub max_wait_message: Option<String>,
+    pub default_max_concurrent: Option<i64>,
+    pub position_notified: Option<i64>,
+    pub position_notified_at: Option<i64>,
+    pub max_wait_notified_at: Option<i64>,
+    #[sqlx(skip)]
+    pub position: i64,
+}
+
+/// Waiting conversations in service order: queue priority, then the conversation's priority,
+/// then arrival.
+const WAITING_SELECT: &str = "SELECT c.id AS conversation_id, c.queue_id, c.waiting_agent_id,
+    c.queued_at, c.protocol, q.name AS queue_name, q.waiting_message, q.position_update_secs,
+    q.max_wait_secs, q.max_wait_message, q.default_max_concurrent, c.position_notified,
+    c.position_notified_at, c.max_wait_notified_at
+    FROM conversations c LEFT JOIN queues q ON q.id = c.queue_id
+    WHERE c.state = 'queued'
+    ORDER BY COALESCE(q.priority, 0) DESC, c.priority DESC, COALESCE(c.queued_at, c.opened_at), c.id";
+
+/// Current load and effective limit of an agent, inside the routing transaction.
+macro_rules! load_and_limit {
+    ($tx:expr, $agent_id:expr, $queue_id:expr) => {{
+        let (load, own, queue_default): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM conversations c WHERE c.agent_id = u.id AND c.state = 'assigned'),
+                u.max_concurrent,
+                (SELECT q.default_max_concurrent FROM queues q WHERE q.id = $2)
+             FROM users u WHERE u.id = $1",
+        )
+        .bind($agent_id)
+        .bind($queue_id)
+        .fetch_optional(&mut *$tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        (load, own.or(queue_default).unwrap_or(DEFAULT_LIMIT))
+    }};
+}
+
+macro_rules! assign_in_tx {
+    ($tx:expr, $now:expr, $conversation_id:expr, $agent_id:expr, $by:expr, $how:expr) => {{
+        sqlx::query(
+            "UPDATE conversations SET state = 'assigned', agent_id = $2, assigned_at = $3,
+                waiting_agent_id = NULL
+             WHERE id = $1",
+        )
+        .bind($conversation_id)
+        .bind($agent_id)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+        sqlx::query("UPDATE users SET last_assigned_at = $2 WHERE id = $1")
+            .bind($agent_id)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        let payload = json!({ "agent_id": $agent_id, "by": $by, "how": $how });
+        insert_event!($tx, $now, "conversation.assigned", $conversation_id, payload);
+    }};
+}
+
+macro_rules! requeue_in_tx {
+    ($tx:expr, $now:expr, $conversation_id:expr, $queue_id:expr, $waiting_agent_id:expr) => {{
+        sqlx::query(
+            "UPDATE conversations SET state = 'queued', agent_id = NULL, queue_id = $2,
+                waiting_agent_id = $3, queued_at = $4, position_notified = NULL,
+                position_notified_at = NULL, max_wait_notified_at = NULL
+             WHERE id = $1",
+        )
+        .bind($conversation_id)
+        .bind($queue_id)
+        .bind($waiting_agent_id)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+        let payload = json!({ "queue_id": $queue_id, "waiting_agent_id": $waiting_agent_id });
+        insert_event!($tx, $now, "conversation.queued", $conversation_id, payload);
+    }};
+}
+
+macro_rules! record_transfer {
+    ($tx:expr, $now:expr, $conversation_id:expr, $by:expr, $from_agent:expr, $from_queue:expr, $to_agent:expr, $to_queue:expr, $note:expr) => {{
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO transfers (conversation_id, at, by_user_id, from_agent_id, from_queue_id,
+                to_agent_id, to_queue_id, note)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind($conversation_id)
+        .bind($now)
+        .bind($by)
+        .bind($from_agent)
+        .bind($from_queue)
+        .bind($to_agent)
+        .bind($to_queue)
+        .bind($note)
+        .fetch_one(&mut *$tx)
+        .await?;
+        id
+    }};
+}
+
+#[derive(sqlx::FromRow)]
+struct RoutingAgentRow {
+    id: i64,
+    max_concurrent: Option<i64>,
+    presence: String,
+    last_assigned_at: Option<i64>,
+    presence_at: Option<i64>,
+    load: i64,
+}
+
+impl Store {
+    pub async fn desk_users(&self) -> Result<Vec<DeskUser>> {
+        let sql = format!("{DESK_USER_SELECT} ORDER BY u.name, u.id");
+        let mut users: Vec<DeskUser> = on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?
+        });
+        let memberships = self.memberships().await?;
+        for user in &mut users {
+            user.queue_ids = memberships
+                .iter()
+                .filter(|(_, u)| *u == user.id)
+                .map(|(q, _)| *q)
+                .collect();
+        }
+        Ok(users)
+    }
+
+    pub async fn desk_user(&self, id: i64) -> Result<Option<DeskUser>> {
+        let sql = format!("{DESK_USER_SELECT} WHERE u.id = $1");
+        let user: Option<DeskUser> = on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
+        });
+        let Some(mut user) = user else {
+            return Ok(None);
+        };
+        user.queue_ids = self.user_queue_ids(id).await?;
+        Ok(Some(user))
+    }
+
+    /// Every (queue id, user id) membership.
+    pub async fn memberships(&self) -> Result<Vec<(i64, i64)>> {
+        Ok(on_read!(self, pool => {
+            sqlx::query_as("SELECT queue_id, user_id FROM queue_members ORDER BY queue_id, user_id")
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    pub async fn user_queue_ids(&self, user_id: i64) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> = on_read!(self, pool => {
+            sqlx::query_as("SELECT queue_id FROM queue_members WHERE user_id = $1 ORDER BY queue_id")
+                .bind(user_id)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(q,)| q).collect())
+    }
+
+    pub async fn queue_member_ids(&self, queue_id: i64) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> = on_read!(self, pool => {
+            sqlx::query_as("SELECT user_id FROM queue_members WHERE queue_id = $1 ORDER BY user_id")
+                .bind(queue_id)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(u,)| u).collect())
+    }
+
+    /// Replaces the queues a person belongs to.
+    pub async fn set_user_queues(&self, user_id: i64, queue_ids: &[i64]) -> Result<()> {
+        let now = now_ms();
+        on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM queue_members WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            for queue_id in queue_ids {
+                sqlx::query("INSERT INTO queue_members (queue_id, user_id) VALUES ($1, $2)")
+                    .bind(queue_id)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            insert_event!(tx, now, "queue.changed", None::<i64>, json!({ "user_id": user_id, "queue_ids": queue_ids }));
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Replaces the members of a queue.
+    pub async fn set_queue_members(&self, queue_id: i64, user_ids: &[i64]) -> Result<()> {
+        let now = now_ms();
+        on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM queue_members WHERE queue_id = $1")
+                .bind(queue_id)
+                .execute(&mut *tx)
+                .await?;
+            for user_id in user_ids {
+                sqlx::query("INSERT INTO queue_members (queue_id, user_id) VALUES ($1, $2)")
+                    .bind(queue_id)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            insert_event!(tx, now, "queue.changed", None::<i64>, json!({ "queue_id": queue_id, "user_ids": user_ids }));
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn update_user(&self, id: i64, p: &UserPatch) -> Result<()> {
+        let now = now_ms();
+        let affected = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let affected = sqlx::query(
+                "UPDATE users SET name = COALESCE($2, name), role = COALESCE($3, role),
+                    active = COALESCE($4, active),
+                    max_concurrent = CASE WHEN $5 THEN $6 ELSE max_concurrent END
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&p.name)
+            .bind(&p.role)
+            .bind(p.active)
+            .bind(p.max_concurrent.is_some())
+            .bind(p.max_concurrent.flatten())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if p.active == Some(false) {
+                sqlx::query("UPDATE users SET presence = 'offline', presence_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+            }
+            insert_event!(tx, now, "queue.changed", None::<i64>, json!({ "user_id": id }));
+            tx.commit().await?;
+            affected
+        });
+        if affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Sets someone's presence. Going offline sends the conversations waiting in their personal
+    /// line back to their queues. Returns false when the user does not exist.
+    pub async fn set_presence(
+        &self,
+        user_id: i64,
+        presence: Presence,
+        reason: Option<&str>,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let reason = if presence == Presence::Paused {
+            reason
+        } else {
+            None
+        };
+        let affected = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let affected = sqlx::query(
+                "UPDATE users SET presence = $2, pause_reason = $3, presence_at = $4,
+                    last_assigned_at = COALESCE(last_assigned_at, $4)
+                 WHERE id = $1",
+            )
+            .bind(user_id)
+            .bind(presence.as_str())
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if affected > 0 {
+                if presence == Presence::Offline {
+                    sqlx::query(
+                        "UPDATE conversations SET waiting_agent_id = NULL
+                         WHERE state = 'queued' AND waiting_agent_id = $1",
+                    )
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let payload = json!({ "user_id": user_id, "presence": presence.as_str(), "reason": reason });
+                insert_event!(tx, now, "presence.changed", None::<i64>, payload);
+            }
+            tx.commit().await?;
+            affected
+        });
+        Ok(affected > 0)
+    }
+
+    /// Records that these people have a live tab now.
+    pub async fn touch_sockets(&self, user_ids: &[i64]) -> Result<()> {
+        if user_ids.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for id in user_ids {
+                sqlx::query("UPDATE users SET socket_seen_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// People not offline whose every tab has been gone since before `cutoff`: they become
+    /// offline (see [`Store::set_presence`]). Returns their ids. People who never opened the
+    /// web app (integrations) are left alone.
+    pub async fn expire_presence(&self, cutoff: i64) -> Result<Vec<i64>> {
+        let ids: Vec<(i64,)> = on_read!(self, pool => {
+            sqlx::query_as(
+                "SELECT id FROM users WHERE presence <> 'offline'
+                    AND socket_seen_at IS NOT NULL AND socket_seen_at < $1",
+            )
+            .bind(cutoff)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut expired = Vec::new();
+        for (id,) in ids {
+            if self.set_presence(id, Presence::Offline, None).await? {
+                expired.push(id);
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Waiting conversations in service order, each with its place in its line.
+    pub async fn waiting_conversations(&self) -> Result<Vec<WaitingConversation>> {
+        let mut rows: Vec<WaitingConversation> = on_read!(self, pool => {
+            sqlx::query_as(WAITING_SELECT).fetch_all(pool).await?
+        });
+        let mut seen: std::collections::HashMap<(Option<i64>, Option<i64>), i64> =
+            Default::default();
+        for row in &mut rows {
+            let place = seen
+                .entry((row.queue_id, row.waiting_agent_id))
+                .or_insert(0);
+            *place += 1;
+            row.position = *place;
+        }
+        Ok(rows)
+    }
+
+    /// Conversations being worked now, per queue (`None`: handed over without a queue).
+    pub async fn assigned_per_queue(&self) -> Result<Vec<(Option<i64>, i64)>> {
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(
+                "SELECT queue_id, COUNT(*) FROM conversations WHERE state = 'assigned' GROUP BY queue_id",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn mark_position_notified(&self, conversation_id: i64, position: i64) -> Result<()> {
+        on_write!(self, pool => {
+            sqlx::query("UPDATE conversations SET position_notified = $2, position_notified_at = $3 WHERE id = $1")
+                .bind(conversation_id)
+                .bind(position)
+                .bind(now_ms())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn mark_max_wait_notified(&self, conversation_id: i64) -> Result<()> {
+        on_write!(self, pool => {
+            sqlx::query("UPDATE conversations SET max_wait_notified_at = $2 WHERE id = $1")
+                .bind(conversation_id)
+                .bind(now_ms())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Assigns every waiting conversation that some eligible agent has room for, in service
+    /// order. Returns the (conversation id, agent id) pairs assigned.
+    pub async fn route_waiting(&self) -> Result<Vec<(i64, i64)>> {
+        let now = now_ms();
+        let postgres = self.backend() == Backend::Postgres;
+        let plan = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROUTING_LOCK).execute(&mut *tx).await?;
+            }
+            let waiting: Vec<WaitingConversation> =
+                sqlx::query_as(WAITING_SELECT).fetch_all(&mut *tx).await?;
+            if waiting.is_empty() {
+                tx.commit().await?;
+                return Ok(Vec::new());
+            }
+            let agents: Vec<RoutingAgentRow> = sqlx::query_as(
+                "SELECT u.id, u.max_concurrent, u.presence, u.last_assigned_at, u.presence_at,
+                    (SELECT COUNT(*) FROM conversations c WHERE c.agent_id = u.id AND c.state = 'assigned') AS load
+                 FROM users u WHERE u.active = TRUE AND u.presence = 'available'",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            let memberships: Vec<(i64, i64)> =
+                sqlx::query_as("SELECT queue_id, user_id FROM queue_members").fetch_all(&mut *tx).await?;
+            let plan = routing::plan_assignments(
+                &waiting.iter().map(to_waiting).collect::<Vec<_>>(),
+                &agents.iter().map(|a| to_agent(a, &memberships)).collect::<Vec<_>>(),
+                now,
+            );
+            for (conversation_id, agent_id) in &plan {
+                assign_in_tx!(tx, now, *conversation_id, *agent_id, None::<i64>, "routing");
+            }
+            tx.commit().await?;
+            plan
+        });
+        Ok(plan)
+    }
+
+    /// Gives a waiting (or assigned) conversation to `agent_id`, by hand. Refused when the agent
+    /// is at their limit unless `exceed_limit`.
+    pub async fn assign_conversation(
+        &self,
+        conversation_id: i64,
+        agent_id: i64,
+        by_user_id: Option<i64>,
+        exceed_limit: bool,
+    ) -> Result<AssignOutcome> {
+        let now = now_ms();
+        let postgres = self.backend() == Backend::Postgres;
+        let outcome = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROUTING_LOCK).execute(&mut *tx).await?;
+            }
+            let current: Option<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+                "SELECT state, agent_id, queue_id FROM conversations WHERE id = $1",
+            )
+            .bind(conversation_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((state, current_agent, queue_id)) = current else {
+                return Err(StoreError::NotFound);
+            };
+            let outcome = if state != QUEUED_STATE && state != ASSIGNED_STATE {
+                AssignOutcome::NotAssignable
+            } else if current_agent == Some(agent_id) && state == ASSIGNED_STATE {
+                AssignOutcome::Assigned
+            } else {
+                let (load, limit) = load_and_limit!(tx, agent_id, queue_id);
+                if load >= limit && !exceed_limit {
+                    AssignOutcome::AtCapacity
+                } else {
+                    if let (Some(from), true) = (current_agent, state == ASSIGNED_STATE) {
+                        record_transfer!(tx, now, conversation_id, by_user_id, Some(from), queue_id, Some(agent_id), None::<i64>, None::<String>);
+                    }
+                    assign_in_tx!(tx, now, conversation_id, agent_id, by_user_id, if exceed_limit && load >= limit { "manual_over_limit" } else { "manual" });
+                    AssignOutcome::Assigned
+                }
+            };
+            tx.commit().await?;
+            outcome
+        });
+        Ok(outcome)
+    }
+
+    /// Moves a conversation to another agent (assigned at once when they have room, else it
+    /// waits in their personal line) or to another queue (it waits there and routing picks it
+    /// up). The history stays with the conversation; the transfer is recorded.
+    pub async fn transfer_conversation(
+        &self,
+        conversation_id: i64,
+        by_user_id: Option<i64>,
+        target: TransferTarget,
+        note: Option<&str>,
+    ) -> Result<Option<TransferOutcome>> {
+        let now = now_ms();
+        let postgres = self.backend() == Backend::Postgres;
+        let outcome = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROUTING_LOCK).execute(&mut *tx).await?;
+            }
+            let current: Option<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+                "SELECT state, agent_id, queue_id FROM conversations WHERE id = $1",
+            )
+            .bind(conversation_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((state, from_agent, from_queue)) = current else {
+                return Err(StoreError::NotFound);
+            };
+            if state != QUEUED_STATE && state != ASSIGNED_STATE {
+                tx.commit().await?;
+                return Ok(None);
+            }
+            let from_agent = if state == ASSIGNED_STATE { from_agent } else { None };
+            let (to_agent, to_queue) = match target {
+                TransferTarget::Agent(a) => (Some(a), None),
+                TransferTarget::Queue(q) => (None, Some(q)),
+            };
+            let transfer_id = record_transfer!(tx, now, conversation_id, by_user_id, from_agent, from_queue, to_agent, to_queue, note);
+            let new_state = match target {
+                TransferTarget::Agent(agent_id) => {
+                    let (load, limit) = load_and_limit!(tx, agent_id, from_queue);
+                    if load < limit {
+                        assign_in_tx!(tx, now, conversation_id, agent_id, by_user_id, "transfer");
+                        ASSIGNED_STATE
+                    } else {
+                        requeue_in_tx!(tx, now, conversation_id, from_queue, Some(agent_id));
+                        QUEUED_STATE
+                    }
+                }
+                TransferTarget::Queue(queue_id) => {
+                    requeue_in_tx!(tx, now, conversation_id, Some(queue_id), None::<i64>);
+                    QUEUED_STATE
+                }
+            };
+            let payload = json!({
+                "transfer_id": transfer_id, "from_agent_id": from_agent, "from_queue_id": from_queue,
+                "to_agent_id": to_agent, "to_queue_id": to_queue, "state": new_state,
+            });
+            insert_event!(tx, now, "conversation.transferred", conversation_id, payload);
+            tx.commit().await?;
+            Some(TransferOutcome { state: new_state.to_string(), transfer_id })
+        });
+        Ok(outcome)
+    }
+
+    /// Closes a conversation worked by a person with a disposition. Returns false when it was
+    /// already closed.
+    pub async fn finalize_conversation(
+        &self,
+        conversation_id: i64,
+        by_user_id: Option<i64>,
+        disposition_id: i64,
+        note: Option<&str>,
+    ) -> Result<bool> {
+        let now = now_ms();
+        let affected = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let affected = sqlx::query(
+                "UPDATE conversations SET state = $2, closed_at = $3, close_reason = 'finalized',
+                    disposition_id = $4, finalize_note = $5, closed_by = $6, waiting_agent_id = NULL
+                 WHERE id = $1 AND closed_at IS NULL AND state IN ('queued', 'assigned')",
+            )
+            .bind(conversation_id)
+            .bind(CLOSED_STATE)
+            .bind(now)
+            .bind(disposition_id)
+            .bind(note)
+            .bind(by_user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if affected > 0 {
+                let payload = json!({ "reason": "finalized", "disposition_id": disposition_id, "by": by_user_id });
+                insert_event!(tx, now, "conversation.closed", conversation_id, payload);
+            }
+            tx.commit().await?;
+            affected
+        });
+        Ok(affected > 0)
+    }
+}
+
+fn to_waiting(w: &WaitingConversation) -> Waiting {
+    Waiting {
+        conversation_id: w.conversation_id,
+        queue_id: w.queue_id,
+        only_agent_id: w.waiting_agent_id,
+        default_limit: clamp_limit(w.default_max_concurrent.unwrap_or(DEFAULT_LIMIT)),
+    }
+}
+
+fn to_agent(a: &RoutingAgentRow, memberships: &[(i64, i64)]) -> Agent {
+    Agent {
+        agent_id: a.id,
+        load: clamp_limit(a.load),
+        max_concurrent: a.max_concurrent.map(clamp_limit),
+        available: a.presence == Presence::Available.as_str(),
+        // Never assigned yet: idle since they became available.
+        idle_since_ms: a.last_assigned_at.or(a.presence_at).unwrap_or(0),
+        queue_ids: memberships
+            .iter()
+            .filter(|(_, u)| *u == a.id)
+            .map(|(q, _)| *q)
+            .collect(),
+    }
+}
+
+fn clamp_limit(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
