@@ -11,7 +11,7 @@ use domain::flow::{Action, FlowContext};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use store::auth::Role;
-use store::bot::{FlowRecord, NewQueue, QueuePatch, QueueRecord};
+use store::bot::{FlowRecord, NewQueue, QueueDesk, QueuePatch, QueueRecord};
 
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -306,6 +306,13 @@ fn queue_view(q: QueueRecord) -> Value {
         "outside_hours_message": q.outside_hours_message,
         "outside_hours_action": q.outside_hours_action,
         "open_now": open_now,
+        "waiting_message": q.desk.waiting_message,
+        "position_update_secs": q.desk.position_update_secs,
+        "max_wait_secs": q.desk.max_wait_secs,
+        "max_wait_message": q.desk.max_wait_message,
+        "default_max_concurrent": q.desk.default_max_concurrent,
+        "transfer_message": q.desk.transfer_message,
+        "closing_message": q.desk.closing_message,
         "created_at": q.created_at,
         "updated_at": q.updated_at,
     })
@@ -361,6 +368,69 @@ pub struct NewQueueRequest {
     business_hours: Option<Value>,
     outside_hours_message: Option<String>,
     outside_hours_action: Option<String>,
+    #[serde(flatten)]
+    desk: DeskSettingsRequest,
+}
+
+/// The desk's settings of a queue, each optional in a request (`null` clears a message).
+#[derive(Deserialize, Default)]
+pub struct DeskSettingsRequest {
+    #[serde(default, deserialize_with = "nullable")]
+    waiting_message: Option<Option<String>>,
+    position_update_secs: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    max_wait_secs: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    max_wait_message: Option<Option<String>>,
+    default_max_concurrent: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    transfer_message: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    closing_message: Option<Option<String>>,
+}
+
+impl DeskSettingsRequest {
+    fn is_empty(&self) -> bool {
+        self.waiting_message.is_none()
+            && self.position_update_secs.is_none()
+            && self.max_wait_secs.is_none()
+            && self.max_wait_message.is_none()
+            && self.default_max_concurrent.is_none()
+            && self.transfer_message.is_none()
+            && self.closing_message.is_none()
+    }
+
+    /// `current` with this request's changes, checked.
+    fn apply(self, current: &QueueDesk) -> ApiResult<QueueDesk> {
+        let text = |v: Option<Option<String>>, old: &Option<String>| match v {
+            None => old.clone(),
+            Some(m) => m.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()),
+        };
+        let desk = QueueDesk {
+            waiting_message: text(self.waiting_message, &current.waiting_message),
+            position_update_secs: self
+                .position_update_secs
+                .unwrap_or(current.position_update_secs),
+            max_wait_secs: self.max_wait_secs.unwrap_or(current.max_wait_secs),
+            max_wait_message: text(self.max_wait_message, &current.max_wait_message),
+            default_max_concurrent: self
+                .default_max_concurrent
+                .unwrap_or(current.default_max_concurrent),
+            transfer_message: text(self.transfer_message, &current.transfer_message),
+            closing_message: text(self.closing_message, &current.closing_message),
+        };
+        if desk.position_update_secs < 0 || desk.max_wait_secs.is_some_and(|s| s <= 0) {
+            return Err(ApiError::bad_request(
+                "position_update_secs must be 0 or more and max_wait_secs positive",
+            ));
+        }
+        if !(0..=100).contains(&desk.default_max_concurrent) {
+            return Err(ApiError::bad_request(
+                "default_max_concurrent must be between 0 and 100",
+            ));
+        }
+        Ok(desk)
+    }
 }
 
 pub async fn create_queue(
@@ -390,7 +460,11 @@ pub async fn create_queue(
             req.outside_hours_action.as_deref().unwrap_or("wait"),
         )?,
     };
-    let queue = app.store.create_queue(&new).await?;
+    let mut queue = app.store.create_queue(&new).await?;
+    if !req.desk.is_empty() {
+        let desk = req.desk.apply(&queue.desk)?;
+        queue = app.store.update_queue_desk(queue.id, &desk).await?;
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({ "queue": queue_view(queue) })),
@@ -407,6 +481,8 @@ pub struct QueuePatchRequest {
     #[serde(default, deserialize_with = "nullable")]
     outside_hours_message: Option<Option<String>>,
     outside_hours_action: Option<String>,
+    #[serde(flatten)]
+    desk: DeskSettingsRequest,
 }
 
 pub async fn update_queue(
@@ -429,7 +505,11 @@ pub async fn update_queue(
             .map(checked_action)
             .transpose()?,
     };
-    let queue = app.store.update_queue(id, &patch).await?;
+    let mut queue = app.store.update_queue(id, &patch).await?;
+    if !req.desk.is_empty() {
+        let desk = req.desk.apply(&queue.desk)?;
+        queue = app.store.update_queue_desk(id, &desk).await?;
+    }
     Ok(Json(json!({ "queue": queue_view(queue) })))
 }
 
@@ -451,6 +531,8 @@ pub async fn get_protocol(
         .conversation_by_protocol(&number)
         .await?
         .ok_or(ApiError::NotFound)?;
+    // Only what the caller may see (an agent: their own and their queues' waiting ones).
+    crate::desk::visible_conversation(&app, &who, p.conversation_id).await?;
     let code_formatted = p
         .contact_code
         .as_deref()

@@ -871,63 +871,12 @@ async fn bad_flow_definitions_are_refused_with_clear_errors(app: TestApp) {
     );
 
     // Writes are for admins; agents may read.
-    let agent = login_as(&app, store::auth::Role::Agent).await;
-    let read = app
-        .http
-        .get(format!("{}/api/flows", app.address))
-        .header("cookie", &agent.0)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(read.status(), 200);
-    let write = app
-        .http
-        .post(format!("{}/api/flows", app.address))
-        .header("cookie", &agent.0)
-        .header("x-csrf-token", &agent.1)
-        .json(&json!({ "definition": definition }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(write.status(), 403);
-}
-
-/// A user of `role` logged in: (cookie, CSRF token).
-async fn login_as(app: &TestApp, role: store::auth::Role) -> (String, String) {
-    let email = format!("{}@atende.test", role.as_str());
-    let hash = server::passwords::hash_password_async("senha-segura-123".into())
-        .await
-        .unwrap();
-    app.store
-        .create_user(store::auth::NewUser {
-            email: &email,
-            name: "Pessoa",
-            role,
-            password_hash: &hash,
-            must_change_password: false,
-        })
-        .await
-        .unwrap();
-    let login = app
-        .http
-        .post(format!("{}/api/auth/login", app.address))
-        .json(&json!({ "email": email, "password": "senha-segura-123" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 200);
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let csrf = login.json::<Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    (cookie, csrf)
+    let agent = app.person(store::auth::Role::Agent, "Pessoa").await;
+    assert_eq!(agent.get("/api/flows").await.0, 200);
+    let (status, _) = agent
+        .post("/api/flows", &json!({ "definition": definition }))
+        .await;
+    assert_eq!(status, 403);
 }
 
 async fn a_returning_customer_is_greeted_by_name_and_not_asked_again(app: TestApp) {

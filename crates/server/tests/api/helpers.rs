@@ -486,3 +486,133 @@ pub fn assert_each_customer_got_in_order(sent: &[graph_sim::SentMessage], per_cu
         );
     }
 }
+
+/// Someone signed in to the web app: their session cookie and CSRF token, and calls made as them.
+pub struct Person {
+    pub id: i64,
+    pub email: String,
+    cookie: String,
+    csrf: String,
+    address: String,
+    http: reqwest::Client,
+}
+
+pub const PERSON_PASSWORD: &str = "senha-segura-123";
+
+impl TestApp {
+    /// Creates a user of `role` named `name` (e-mail derived from the name) and signs them in.
+    pub async fn person(&self, role: store::auth::Role, name: &str) -> Person {
+        let email = format!(
+            "{}@atende.test",
+            name.to_lowercase().replace(char::is_whitespace, ".")
+        );
+        let hash = server::passwords::hash_password_async(PERSON_PASSWORD.into())
+            .await
+            .expect("hash");
+        let user = self
+            .store
+            .create_user(store::auth::NewUser {
+                email: &email,
+                name,
+                role,
+                password_hash: &hash,
+                must_change_password: false,
+            })
+            .await
+            .expect("create user");
+        self.sign_in(user.id, &email, PERSON_PASSWORD).await
+    }
+
+    pub async fn sign_in(&self, id: i64, email: &str, password: &str) -> Person {
+        let login = self
+            .http
+            .post(format!("{}/api/auth/login", self.address))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(login.status(), 200, "login of {email}");
+        let cookie = login.headers()["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let body: Value = login.json().await.expect("login body");
+        Person {
+            id,
+            email: email.to_owned(),
+            cookie,
+            csrf: body["csrf_token"].as_str().unwrap_or_default().to_owned(),
+            address: self.address.clone(),
+            http: self.http.clone(),
+        }
+    }
+}
+
+impl Person {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.address))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.call(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    /// GET that must answer 200.
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path} as {}: {body}", self.email);
+        body
+    }
+
+    /// POST that must answer 2xx.
+    pub async fn post_ok(&self, path: &str, body: &Value) -> Value {
+        let (status, answer) = self.post(path, body).await;
+        assert!(
+            (200..300).contains(&status),
+            "POST {path} as {}: {status} {answer}",
+            self.email
+        );
+        answer
+    }
+
+    pub async fn set_presence(&self, presence: &str) {
+        let body = serde_json::json!({ "presence": presence, "reason": "Almoço" });
+        let (status, answer) = self.put("/api/presence", &body).await;
+        assert_eq!(status, 200, "presence {presence}: {answer}");
+    }
+
+    /// The cookie header, for clients other than reqwest (WebSocket).
+    pub fn cookie(&self) -> &str {
+        &self.cookie
+    }
+}

@@ -6,6 +6,7 @@ mod samples;
 
 mod bot;
 mod browser;
+mod desk;
 mod outbound;
 mod processes;
 mod webhook;

@@ -1,0 +1,838 @@
+//! The agent desk through its API: presence and capacity routing, queues, transfer, finalize, the
+//! protocol form, notes and canned responses, and who may do what (the authorization matrix).
+
+use std::time::Duration;
+
+use graph_sim::SentMessage;
+use serde_json::{Value, json};
+use store::auth::Role;
+
+use crate::helpers::{Person, TestApp, wait_until};
+use crate::on_both_backends;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A queue created by the admin with desk settings; returns its id.
+pub async fn queue(app: &TestApp, key: &str, settings: Value) -> i64 {
+    let mut body = json!({ "key": key, "name": key.to_uppercase() });
+    if let (Some(b), Some(s)) = (body.as_object_mut(), settings.as_object()) {
+        b.extend(s.clone());
+    }
+    let resp = app.api_post("/api/queues", &body).await;
+    assert_eq!(resp.status(), 201);
+    resp.json::<Value>().await.unwrap()["queue"]["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// An agent with their own limit, member of `queues`.
+pub async fn agent(app: &TestApp, name: &str, limit: i64, queues: &[i64]) -> Person {
+    let person = app.person(Role::Agent, name).await;
+    admin_patch_user(
+        app,
+        person.id,
+        json!({ "max_concurrent": limit, "queue_ids": queues }),
+    )
+    .await;
+    person
+}
+
+async fn admin_patch_user(app: &TestApp, id: i64, body: Value) {
+    let resp = app
+        .http
+        .patch(format!("{}/api/users/{id}", app.address))
+        .bearer_auth(&app.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
+pub async fn conversation(app: &TestApp, id: i64) -> Value {
+    app.api_get(&format!("/api/conversations/{id}")).await["conversation"].clone()
+}
+
+pub async fn wait_assigned_to(app: &TestApp, id: i64, agent_id: i64) -> Value {
+    wait_until(
+        &format!("conversation {id} assigned to {agent_id}"),
+        TIMEOUT,
+        || async {
+            let c = conversation(app, id).await;
+            c["state"] == "assigned" && c["agent_id"] == agent_id
+        },
+    )
+    .await;
+    conversation(app, id).await
+}
+
+/// The admin moves a conversation to a queue (as the bot's hand-off would).
+pub async fn hand_to_queue(app: &TestApp, id: i64, queue_id: i64) {
+    let resp = app
+        .api_post(
+            &format!("/api/conversations/{id}/transfer"),
+            &json!({ "to_queue_id": queue_id }),
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
+fn texts_to(app: &TestApp, wa_id: &str) -> Vec<String> {
+    app.sim
+        .sent_messages()
+        .iter()
+        .filter(|m: &&SentMessage| m.to == wa_id)
+        .map(|m| {
+            m.body["text"]["body"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+async fn wait_text_to(app: &TestApp, wa_id: &str, needle: &str) {
+    wait_until(
+        &format!("{wa_id} to receive {needle:?}"),
+        TIMEOUT,
+        || async { texts_to(app, wa_id).iter().any(|t| t.contains(needle)) },
+    )
+    .await;
+}
+
+async fn loads(app: &TestApp) -> Vec<(i64, i64)> {
+    app.api_get("/api/users").await["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["id"].as_i64().unwrap(), u["load"].as_i64().unwrap()))
+        .collect()
+}
+
+async fn disposition(app: &TestApp, label: &str, queue_id: Option<i64>) -> i64 {
+    let resp = app
+        .api_post(
+            "/api/dispositions",
+            &json!({ "label": label, "queue_id": queue_id }),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    resp.json::<Value>().await.unwrap()["disposition"]["id"]
+        .as_i64()
+        .unwrap()
+}
+
+on_both_backends!(
+    routing_fills_agents_up_to_their_limit_then_waits,
+    presence_decides_who_receives,
+    queue_members_only_and_waiting_customers_learn_their_position,
+    transfer_to_an_agent_a_busy_agent_and_a_queue,
+    finalize_needs_a_disposition_and_required_fields,
+    the_protocol_form_validates_codigo_and_carries_over,
+    notes_and_canned_responses,
+    the_authorization_matrix,
+    users_passwords_and_the_supervisor_overview,
+);
+
+async fn routing_fills_agents_up_to_their_limit_then_waits(app: TestApp) {
+    let ana = agent(&app, "Ana", 2, &[]).await;
+    ana.set_presence("available").await;
+    let first = app.open_conversation("5511900000001").await;
+    let second = app.open_conversation("5511900000002").await;
+    let third = app.open_conversation("5511900000003").await;
+    // Not in a queue: any available person may take them; Ana's limit is 2.
+    wait_assigned_to(&app, first, ana.id).await;
+    wait_assigned_to(&app, second, ana.id).await;
+    let waiting = conversation(&app, third).await;
+    assert_eq!(waiting["state"], "queued", "{waiting}");
+    let mine = ana.get_ok("/api/conversations?scope=mine&open=true").await;
+    assert_eq!(mine["conversations"].as_array().unwrap().len(), 2);
+    let line = ana
+        .get_ok("/api/conversations?scope=waiting&open=true")
+        .await;
+    assert_eq!(line["conversations"][0]["id"], third);
+
+    // Raising the limit frees capacity at once.
+    admin_patch_user(&app, ana.id, json!({ "max_concurrent": 3 })).await;
+    wait_assigned_to(&app, third, ana.id).await;
+
+    // Finalizing frees capacity for the next customer.
+    let fourth = app.open_conversation("5511900000004").await;
+    assert_eq!(conversation(&app, fourth).await["state"], "queued");
+    let done = disposition(&app, "Resolvido", None).await;
+    ana.post_ok(
+        &format!("/api/conversations/{first}/finalize"),
+        &json!({ "disposition_id": done }),
+    )
+    .await;
+    wait_assigned_to(&app, fourth, ana.id).await;
+    assert!(loads(&app).await.contains(&(ana.id, 3)));
+}
+
+async fn presence_decides_who_receives(app: TestApp) {
+    let bia = agent(&app, "Bia", 3, &[]).await;
+    let caio = agent(&app, "Caio", 3, &[]).await;
+    // A pause needs a reason from the list.
+    let (status, body) = bia
+        .put("/api/presence", &json!({ "presence": "paused" }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("pause_reason_required"))
+    );
+    bia.set_presence("paused").await;
+    caio.set_presence("available").await;
+    let a = app.open_conversation("5511900000011").await;
+    wait_assigned_to(&app, a, caio.id).await;
+    // Caio goes offline; Bia comes back: the next one is hers.
+    caio.set_presence("offline").await;
+    let b = app.open_conversation("5511900000012").await;
+    assert_eq!(conversation(&app, b).await["state"], "queued");
+    bia.set_presence("available").await;
+    wait_assigned_to(&app, b, bia.id).await;
+    // Both have one conversation now; Caio has been idle longer than Bia, so he gets the next.
+    caio.set_presence("available").await;
+    let c = app.open_conversation("5511900000013").await;
+    wait_assigned_to(&app, c, caio.id).await;
+    let d = app.open_conversation("5511900000014").await;
+    wait_assigned_to(&app, d, bia.id).await;
+    let me = bia.get_ok("/api/auth/me").await;
+    assert_eq!(me["user"]["email"], bia.email);
+}
+
+async fn queue_members_only_and_waiting_customers_learn_their_position(app: TestApp) {
+    let suporte = queue(
+        &app,
+        "suporte",
+        json!({
+            "waiting_message": "Fila {{fila}}: você é o {{posicao}}º. Protocolo {{protocolo}}.",
+            "position_update_secs": 0,
+            "max_wait_secs": 1,
+            "max_wait_message": "Ainda estamos ocupados."
+        }),
+    )
+    .await;
+    let financeiro = queue(&app, "financeiro", json!({})).await;
+    let dani = agent(&app, "Dani", 1, &[financeiro]).await;
+    dani.set_presence("available").await;
+    let x = app.open_conversation("5511900000021").await;
+    let y = app.open_conversation("5511900000022").await;
+    // Both went to Dani's line before the hand-off? Only one fits her limit of 1.
+    wait_assigned_to(&app, x, dani.id).await;
+    hand_to_queue(&app, y, suporte).await;
+    // Dani is not a member of suporte: y waits there, and its customer learns the position.
+    wait_text_to(&app, "5511900000022", "você é o 1º").await;
+    let protocol = conversation(&app, y).await["protocol"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        texts_to(&app, "5511900000022")
+            .iter()
+            .any(|t| t.contains(&protocol))
+    );
+    let z = app.open_conversation("5511900000023").await;
+    hand_to_queue(&app, z, suporte).await;
+    wait_text_to(&app, "5511900000023", "você é o 2º").await;
+    wait_text_to(&app, "5511900000022", "Ainda estamos ocupados.").await;
+    // Sent once, however long the wait.
+    let busy = |app: &TestApp| {
+        texts_to(app, "5511900000022")
+            .iter()
+            .filter(|t| t.contains("Ainda estamos"))
+            .count()
+    };
+    assert_eq!(busy(&app), 1);
+    assert_eq!(conversation(&app, y).await["state"], "queued");
+    // A member arrives: first come, first served.
+    let edu = agent(&app, "Edu", 1, &[suporte]).await;
+    edu.set_presence("available").await;
+    wait_assigned_to(&app, y, edu.id).await;
+    assert_eq!(conversation(&app, z).await["state"], "queued");
+    let overview = app.api_get("/api/supervisor/overview").await;
+    let line = overview["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["id"] == suporte)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (line["waiting"].as_i64(), line["assigned"].as_i64()),
+        (Some(1), Some(1)),
+        "{line}"
+    );
+    assert!(line["longest_wait_ms"].as_i64().unwrap() > 0);
+}
+
+async fn transfer_to_an_agent_a_busy_agent_and_a_queue(app: TestApp) {
+    let vendas = queue(
+        &app,
+        "vendas",
+        json!({ "transfer_message": "Transferimos você para {{fila}}." }),
+    )
+    .await;
+    let fabi = agent(&app, "Fabi", 1, &[]).await;
+    let gabi = agent(&app, "Gabi", 1, &[]).await;
+    fabi.set_presence("available").await;
+    let a = app.open_conversation("5511900000031").await;
+    wait_assigned_to(&app, a, fabi.id).await;
+    gabi.set_presence("available").await;
+    fabi.post_ok(
+        &format!("/api/conversations/{a}/messages"),
+        &json!({ "type": "text", "body": "Olá!" }),
+    )
+    .await;
+
+    // To Gabi, who has room: assigned at once, with the history whole.
+    let moved = fabi
+        .post_ok(
+            &format!("/api/conversations/{a}/transfer"),
+            &json!({ "to_agent_id": gabi.id, "note": "cliente quer 2ª via" }),
+        )
+        .await;
+    assert_eq!(moved["state"], "assigned");
+    wait_assigned_to(&app, a, gabi.id).await;
+    let history = gabi
+        .get_ok(&format!("/api/conversations/{a}/messages"))
+        .await;
+    assert!(
+        history["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["body"] == "Olá!")
+    );
+    // Fabi no longer sees it.
+    assert_eq!(fabi.get(&format!("/api/conversations/{a}")).await.0, 404);
+
+    // Gabi is full now: a transfer to her waits in her personal line.
+    let b = app.open_conversation("5511900000032").await;
+    wait_assigned_to(&app, b, fabi.id).await;
+    let moved = fabi
+        .post_ok(
+            &format!("/api/conversations/{b}/transfer"),
+            &json!({ "to_agent_id": gabi.id }),
+        )
+        .await;
+    assert_eq!(moved["state"], "queued");
+    let c = conversation(&app, b).await;
+    assert_eq!(c["waiting_agent_id"], gabi.id);
+    // Fabi has room again but the conversation waits for Gabi, not for her.
+    let line = gabi.get_ok("/api/conversations?scope=waiting").await;
+    assert_eq!(line["conversations"][0]["id"], b);
+    assert_eq!(conversation(&app, b).await["state"], "queued");
+    // When Gabi's conversation goes to a queue, hers is next.
+    let to_queue = gabi
+        .post_ok(
+            &format!("/api/conversations/{a}/transfer"),
+            &json!({ "to_queue_id": vendas }),
+        )
+        .await;
+    assert_eq!(to_queue["state"], "queued");
+    wait_assigned_to(&app, b, gabi.id).await;
+    wait_text_to(&app, "5511900000031", "Transferimos você para VENDAS.").await;
+
+    let transfers = app
+        .api_get(&format!("/api/conversations/{a}/transfers"))
+        .await["transfers"]
+        .clone();
+    let transfers = transfers.as_array().unwrap();
+    assert_eq!(transfers.len(), 2, "{transfers:?}");
+    assert_eq!(transfers[0]["from_agent_id"], fabi.id);
+    assert_eq!(transfers[0]["to_agent_id"], gabi.id);
+    assert_eq!(transfers[0]["note"], "cliente quer 2ª via");
+    assert_eq!(transfers[0]["by_user_id"], fabi.id);
+    assert_eq!(transfers[1]["to_queue_id"], vendas);
+    // The protocol number stays the same through transfers.
+    let protocol = conversation(&app, a).await["protocol"].clone();
+    let found = app
+        .api_get(&format!("/api/protocols/{}", protocol.as_str().unwrap()))
+        .await;
+    assert_eq!(found["conversation"]["id"], a);
+    assert_eq!(found["conversation"]["agent_id"], Value::Null);
+    // An agent without access to it cannot find it by its number either.
+    assert_eq!(
+        fabi.get(&format!("/api/protocols/{}", protocol.as_str().unwrap()))
+            .await
+            .0,
+        404
+    );
+}
+
+async fn finalize_needs_a_disposition_and_required_fields(app: TestApp) {
+    let sac = queue(
+        &app,
+        "sac",
+        json!({ "closing_message": "Protocolo {{protocolo}} encerrado." }),
+    )
+    .await;
+    let hugo = agent(&app, "Hugo", 2, &[sac]).await;
+    let field = app
+        .api_post(
+            "/api/custom-fields",
+            &json!({ "queue_id": sac, "key": "pedido", "label": "Número do pedido", "kind": "number", "required": true }),
+        )
+        .await;
+    assert_eq!(field.status(), 201);
+    let resolved = disposition(&app, "Resolvido", Some(sac)).await;
+    let other_queue = queue(&app, "outra", json!({})).await;
+    let elsewhere = disposition(&app, "Só da outra fila", Some(other_queue)).await;
+
+    let a = app.open_conversation("5511900000041").await;
+    hand_to_queue(&app, a, sac).await;
+    hugo.set_presence("available").await;
+    wait_assigned_to(&app, a, hugo.id).await;
+    let path = format!("/api/conversations/{a}/finalize");
+    let (status, body) = hugo.post(&path, &json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("disposition_required"))
+    );
+    let (status, _) = hugo
+        .post(&path, &json!({ "disposition_id": elsewhere }))
+        .await;
+    assert_eq!(status, 400);
+    let (status, body) = hugo
+        .post(&path, &json!({ "disposition_id": resolved }))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["fields"], json!(["Número do pedido"]));
+    let form = format!("/api/conversations/{a}/form");
+    let (status, _) = hugo
+        .patch(&form, &json!({ "custom": { "pedido": "abc" } }))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        hugo.patch(&form, &json!({ "custom": { "pedido": "123" } }))
+            .await
+            .0,
+        200
+    );
+    let done = hugo
+        .post_ok(&path, &json!({ "disposition_id": resolved, "note": "ok" }))
+        .await;
+    assert_eq!(done["conversation"]["close_reason"], "finalized");
+    assert_eq!(done["conversation"]["disposition_id"], resolved);
+    let protocol = done["conversation"]["protocol"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_text_to(
+        &app,
+        "5511900000041",
+        &format!("Protocolo {protocol} encerrado."),
+    )
+    .await;
+    // Read-only now.
+    let (status, body) = hugo
+        .post(
+            &format!("/api/conversations/{a}/messages"),
+            &json!({ "type": "text", "body": "?" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("conversation_closed"))
+    );
+    assert_eq!(hugo.patch(&form, &json!({ "subject": "x" })).await.0, 409);
+    assert!(loads(&app).await.contains(&(hugo.id, 0)));
+    // The customer writes again: a new conversation with a new protocol.
+    let again = app.open_conversation("5511900000041").await;
+    assert_ne!(again, a);
+    assert_ne!(conversation(&app, again).await["protocol"], protocol);
+}
+
+async fn the_protocol_form_validates_codigo_and_carries_over(app: TestApp) {
+    let iris = agent(&app, "Iris", 2, &[]).await;
+    iris.set_presence("available").await;
+    let a = app.open_conversation("5511900000051").await;
+    wait_assigned_to(&app, a, iris.id).await;
+    let form = format!("/api/conversations/{a}/form");
+    let blank = iris.get_ok(&form).await;
+    assert_eq!(blank["phone"], "5511900000051");
+    assert!(blank["protocol"].as_str().unwrap().len() >= 9);
+
+    let (status, body) = iris
+        .patch(&form, &json!({ "code": "123.456.789-00" }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_document"))
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("CPF"),
+        "{body}"
+    );
+    let (status, body) = iris
+        .patch(&form, &json!({ "code": "529.982.247-25", "name": "Maria Silva", "email": "maria@example.com", "subject": "Boleto", "notes": "ligar depois" }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["code"], "52998224725");
+    assert_eq!(body["code_formatted"], "529.982.247-25");
+    assert_eq!(body["code_kind"], "cpf");
+    let (status, body) = iris
+        .patch(&form, &json!({ "code": "12.abc.345/01de-35" }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["code"], "12ABC34501DE35");
+    assert_eq!(body["code_kind"], "cnpj");
+    assert_eq!(body["code_formatted"], "12.ABC.345/01DE-35");
+    assert_eq!(
+        iris.patch(&form, &json!({ "email": "not-an-email" }))
+            .await
+            .0,
+        400
+    );
+
+    let done = disposition(&app, "Resolvido", None).await;
+    iris.post_ok(
+        &format!("/api/conversations/{a}/finalize"),
+        &json!({ "disposition_id": done }),
+    )
+    .await;
+    // Next conversation of the same contact: the contact's data are there, the old one listed.
+    let b = app.open_conversation("5511900000051").await;
+    wait_assigned_to(&app, b, iris.id).await;
+    let next = iris.get_ok(&format!("/api/conversations/{b}/form")).await;
+    assert_eq!(next["name"], "Maria Silva");
+    assert_eq!(next["code"], "12ABC34501DE35");
+    assert_eq!(next["email"], "maria@example.com");
+    assert_eq!(
+        next["notes"],
+        Value::Null,
+        "notes belong to one conversation"
+    );
+    let history = iris
+        .get_ok(&format!(
+            "/api/contacts/{}/conversations",
+            next["contact_id"]
+        ))
+        .await;
+    let ids: Vec<i64> = history["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![b, a]);
+    let old = iris
+        .get_ok(&format!("/api/conversations/{a}/messages"))
+        .await;
+    assert!(!old["messages"].as_array().unwrap().is_empty());
+    let old_form = iris.get_ok(&format!("/api/conversations/{a}/form")).await;
+    assert_eq!(old_form["subject"], "Boleto");
+    assert_eq!(old_form["notes"], "ligar depois");
+}
+
+async fn notes_and_canned_responses(app: TestApp) {
+    let jo = agent(&app, "Jo", 2, &[]).await;
+    jo.set_presence("available").await;
+    let a = app.open_conversation("5511900000061").await;
+    wait_assigned_to(&app, a, jo.id).await;
+    let sent_before = app.sim.sent_messages().len();
+    let (status, _) = jo
+        .post(
+            &format!("/api/conversations/{a}/notes"),
+            &json!({ "body": "cliente irritado" }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let notes = jo.get_ok(&format!("/api/conversations/{a}/notes")).await;
+    assert_eq!(notes["notes"][0]["body"], "cliente irritado");
+    assert_eq!(notes["notes"][0]["user_name"], "Jo");
+    // Never sent to the customer, and not in the message history.
+    assert_eq!(app.sim.sent_messages().len(), sent_before);
+    let history = jo.get_ok(&format!("/api/conversations/{a}/messages")).await;
+    assert!(!history.to_string().contains("cliente irritado"));
+
+    let created = app
+        .api_post(
+            "/api/canned-responses",
+            &json!({ "shortcut": "/ola", "title": "Saudação", "body": "Olá {{nome}}, sou {{agente}}. Protocolo {{protocolo}}." }),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let dup = app
+        .api_post(
+            "/api/canned-responses",
+            &json!({ "shortcut": "ola", "title": "x", "body": "y" }),
+        )
+        .await;
+    assert_eq!(dup.status(), 409);
+    let protocol = conversation(&app, a).await["protocol"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let list = jo
+        .get_ok(&format!("/api/canned-responses?conversation_id={a}"))
+        .await;
+    let ola = &list["canned_responses"][0];
+    assert_eq!(ola["shortcut"], "ola");
+    assert_eq!(
+        ola["rendered"],
+        format!("Olá Cliente Teste, sou Jo. Protocolo {protocol}.")
+    );
+    // Agents use them; only supervisors and admins write them.
+    assert_eq!(
+        jo.post(
+            "/api/canned-responses",
+            &json!({ "shortcut": "x", "title": "x", "body": "x" })
+        )
+        .await
+        .0,
+        403
+    );
+    // The window state is part of the conversation.
+    let c = jo.get_ok(&format!("/api/conversations/{a}")).await["conversation"].clone();
+    let expires = c["window_expires_at"].as_i64().unwrap();
+    assert_eq!(
+        expires,
+        c["last_inbound_at"].as_i64().unwrap() + 24 * 3600 * 1000
+    );
+    assert_eq!(c["can_act"], true);
+}
+
+async fn the_authorization_matrix(app: TestApp) {
+    let norte = queue(&app, "norte", json!({})).await;
+    let sul = queue(&app, "sul", json!({})).await;
+    let kai = agent(&app, "Kai", 1, &[norte]).await;
+    let lia = agent(&app, "Lia", 1, &[norte]).await;
+    let mel = agent(&app, "Mel", 1, &[sul]).await;
+    let sup_norte = app.person(Role::Supervisor, "Sup Norte").await;
+    admin_patch_user(&app, sup_norte.id, json!({ "queue_ids": [norte] })).await;
+    let sup_sul = app.person(Role::Supervisor, "Sup Sul").await;
+    admin_patch_user(&app, sup_sul.id, json!({ "queue_ids": [sul] })).await;
+
+    let worked = app.open_conversation("5511900000071").await;
+    hand_to_queue(&app, worked, norte).await;
+    kai.set_presence("available").await;
+    wait_assigned_to(&app, worked, kai.id).await;
+    let waiting = app.open_conversation("5511900000072").await;
+    hand_to_queue(&app, waiting, norte).await;
+
+    let conv = |id: i64| format!("/api/conversations/{id}");
+    let send = |id: i64| format!("/api/conversations/{id}/messages");
+    let text = json!({ "type": "text", "body": "oi" });
+
+    // Kai works his own conversation.
+    assert_eq!(kai.get(&conv(worked)).await.0, 200);
+    assert_eq!(kai.post(&send(worked), &text).await.0, 201);
+    // Lia (same queue) cannot see Kai's conversation: 404, existence does not leak.
+    assert_eq!(lia.get(&conv(worked)).await.0, 404);
+    assert_eq!(lia.post(&send(worked), &text).await.0, 404);
+    assert_eq!(lia.get(&format!("{}/form", conv(worked))).await.0, 404);
+    // She sees the waiting one of her queue, may take it, but not reply before.
+    assert_eq!(lia.get(&conv(waiting)).await.0, 200);
+    assert_eq!(lia.post(&send(waiting), &text).await.0, 403);
+    assert_eq!(
+        lia.post(&format!("{}/finalize", conv(waiting)), &json!({}))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        lia.post(
+            &format!("{}/assign", conv(waiting)),
+            &json!({ "agent_id": kai.id })
+        )
+        .await
+        .0,
+        403
+    );
+    // Mel (other queue) sees neither.
+    assert_eq!(mel.get(&conv(waiting)).await.0, 404);
+    assert_eq!(mel.get(&conv(worked)).await.0, 404);
+    let listed = mel.get_ok("/api/conversations?scope=all").await;
+    assert_eq!(listed["conversations"].as_array().unwrap().len(), 0);
+    // Agents cannot reach admin or supervisor endpoints.
+    assert_eq!(kai.get("/api/users").await.0, 403);
+    assert_eq!(kai.get("/api/supervisor/overview").await.0, 403);
+    assert_eq!(
+        kai.post("/api/queues", &json!({ "key": "x", "name": "x" }))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        kai.post("/api/dispositions", &json!({ "label": "x" }))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        kai.put(
+            &format!("/api/users/{}/presence", lia.id),
+            &json!({ "presence": "available" })
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        kai.patch(
+            &format!("/api/users/{}", kai.id),
+            &json!({ "max_concurrent": 50 })
+        )
+        .await
+        .0,
+        403
+    );
+    // The norte supervisor reads both, may not reply, may assign above a limit only explicitly.
+    assert_eq!(sup_norte.get(&conv(worked)).await.0, 200);
+    assert_eq!(sup_norte.post(&send(worked), &text).await.0, 403);
+    let (status, body) = sup_norte
+        .post(
+            &format!("{}/assign", conv(waiting)),
+            &json!({ "agent_id": kai.id }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("agent_at_capacity"))
+    );
+    sup_norte
+        .post_ok(
+            &format!("{}/assign", conv(waiting)),
+            &json!({ "agent_id": kai.id, "exceed_limit": true }),
+        )
+        .await;
+    assert!(loads(&app).await.contains(&(kai.id, 2)));
+    // ...and the sul supervisor sees nothing of norte.
+    assert_eq!(sup_sul.get(&conv(worked)).await.0, 404);
+    assert_eq!(
+        sup_sul
+            .post(
+                &format!("{}/transfer", conv(worked)),
+                &json!({ "to_queue_id": sul })
+            )
+            .await
+            .0,
+        404
+    );
+    // A supervisor changes the limit of an agent of their queue, not of another's.
+    assert_eq!(
+        sup_norte
+            .patch(
+                &format!("/api/users/{}", lia.id),
+                &json!({ "max_concurrent": 4 })
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        sup_norte
+            .patch(
+                &format!("/api/users/{}", mel.id),
+                &json!({ "max_concurrent": 4 })
+            )
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        sup_norte
+            .patch(
+                &format!("/api/users/{}", lia.id),
+                &json!({ "role": "admin" })
+            )
+            .await
+            .0,
+        403
+    );
+    // Without a session: 401; with a session but no CSRF token: 403.
+    let anonymous = app
+        .http
+        .get(format!("{}/api/conversations", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let no_csrf = app
+        .http
+        .post(format!("{}{}", app.address, send(worked)))
+        .header("cookie", kai.cookie())
+        .json(&text)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_csrf.status(), 403);
+}
+
+async fn users_passwords_and_the_supervisor_overview(app: TestApp) {
+    let created = app
+        .api_post(
+            "/api/users",
+            &json!({ "email": "nina@atende.test", "name": "Nina", "role": "agent", "password": "curta" }),
+        )
+        .await;
+    assert_eq!(created.status(), 400);
+    let created = app
+        .api_post(
+            "/api/users",
+            &json!({ "email": "Nina@Atende.test", "name": "Nina", "role": "agent", "password": "uma-senha-boa", "max_concurrent": 5 }),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let nina = created.json::<Value>().await.unwrap()["user"].clone();
+    assert_eq!(nina["max_concurrent"], 5);
+    assert!(!nina.to_string().contains("password_hash"));
+    let id = nina["id"].as_i64().unwrap();
+    let session = app.sign_in(id, "nina@atende.test", "uma-senha-boa").await;
+    let (status, _) = session
+        .post(
+            "/api/auth/password",
+            &json!({ "current_password": "errada", "new_password": "outra-senha-boa" }),
+        )
+        .await;
+    assert_eq!(status, 400);
+    session
+        .post_ok(
+            "/api/auth/password",
+            &json!({ "current_password": "uma-senha-boa", "new_password": "outra-senha-boa" }),
+        )
+        .await;
+    let reset = app
+        .api_post(&format!("/api/users/{id}/reset-password"), &json!({}))
+        .await;
+    assert_eq!(reset.status(), 200);
+    let temporary = reset.json::<Value>().await.unwrap()["temporary_password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The reset ended her sessions; the temporary password works and must be changed.
+    assert_eq!(session.get("/api/auth/me").await.0, 401);
+    let again = app.sign_in(id, "nina@atende.test", &temporary).await;
+    assert_eq!(
+        again.get_ok("/api/auth/me").await["user"]["must_change_password"],
+        true
+    );
+    // Deactivated: no more login.
+    admin_patch_user(&app, id, json!({ "active": false })).await;
+    let login = app
+        .http
+        .post(format!("{}/api/auth/login", app.address))
+        .json(&json!({ "email": "nina@atende.test", "password": temporary }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 401);
+
+    let reasons = app.api_get("/api/pause-reasons").await;
+    assert!(
+        reasons["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "Almoço")
+    );
+    let overview = app.api_get("/api/supervisor/overview").await;
+    assert!(
+        overview["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["id"] != id)
+    );
+}
