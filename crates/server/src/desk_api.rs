@@ -123,7 +123,13 @@ pub async fn assign(
     active_user(&app, agent_id).await?;
     match app
         .store
-        .assign_conversation(id, agent_id, me, req.exceed_limit)
+        .assign_conversation(
+            id,
+            agent_id,
+            me,
+            req.exceed_limit,
+            access < Access::Supervise,
+        )
         .await?
     {
         AssignOutcome::Assigned => {}
@@ -136,7 +142,8 @@ pub async fn assign(
         AssignOutcome::NotAssignable => {
             return Err(ApiError::Conflict(
                 "not_assignable",
-                "only a waiting or assigned conversation can be assigned".into(),
+                "this conversation is no longer waiting (someone else took it, or it is closed)"
+                    .into(),
             ));
         }
     }

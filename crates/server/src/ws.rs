@@ -331,8 +331,8 @@ struct Session {
     socket_id: u64,
     since: Option<i64>,
     queue_ids: HashSet<i64>,
-    /// Conversations this tab was told about: their later events keep flowing even when they
-    /// left the user's reach (so a transferred conversation leaves the list).
+    /// Conversations this tab was told about, so that the event moving one out of the user's
+    /// reach still reaches the tab (and the conversation leaves its list).
     known: HashSet<i64>,
     viewing: Option<i64>,
 }
@@ -478,8 +478,11 @@ impl Session {
         };
         if visible {
             self.known.insert(conversation_id);
+            return true;
         }
-        visible || self.known.contains(&conversation_id)
+        // Out of reach now (taken by someone else, transferred away): the tab learns of the move
+        // so it can drop the conversation, and nothing more.
+        event.kind.starts_with("conversation.") && self.known.remove(&conversation_id)
     }
 
     async fn on_client(&mut self, socket: &mut WebSocket, text: &str) -> anyhow::Result<()> {

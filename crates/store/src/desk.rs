@@ -62,6 +62,8 @@ pub struct DeskUser {
     pub pause_reason: Option<String>,
     pub presence_at: Option<i64>,
     pub last_assigned_at: Option<i64>,
+    /// Last time one of their tabs had a live WebSocket.
+    pub socket_seen_at: Option<i64>,
     pub load: i64,
     #[sqlx(skip)]
     pub queue_ids: Vec<i64>,
@@ -69,7 +71,7 @@ pub struct DeskUser {
 
 const DESK_USER_SELECT: &str = "SELECT u.id, u.email, u.name, u.role, u.active,
     u.must_change_password, u.max_concurrent, u.presence, u.pause_reason, u.presence_at,
-    u.last_assigned_at,
+    u.last_assigned_at, u.socket_seen_at,
     (SELECT COUNT(*) FROM conversations c WHERE c.agent_id = u.id AND c.state = 'assigned') AS load
     FROM users u";
 
@@ -545,14 +547,17 @@ impl Store {
         Ok(plan)
     }
 
-    /// Gives a waiting (or assigned) conversation to `agent_id`, by hand. Refused when the agent
-    /// is at their limit unless `exceed_limit`.
+    /// Gives a waiting conversation (or, unless `only_waiting`, one being worked: a supervisor
+    /// taking over) to `agent_id`, by hand. Refused when the agent is at their limit unless
+    /// `exceed_limit`. Decided inside the routing lock, so an agent taking a conversation that
+    /// routing just gave to someone else gets `NotAssignable`.
     pub async fn assign_conversation(
         &self,
         conversation_id: i64,
         agent_id: i64,
         by_user_id: Option<i64>,
         exceed_limit: bool,
+        only_waiting: bool,
     ) -> Result<AssignOutcome> {
         let now = now_ms();
         let postgres = self.backend() == Backend::Postgres;
@@ -570,7 +575,8 @@ impl Store {
             let Some((state, current_agent, queue_id)) = current else {
                 return Err(StoreError::NotFound);
             };
-            let outcome = if state != QUEUED_STATE && state != ASSIGNED_STATE {
+            let assignable = state == QUEUED_STATE || (state == ASSIGNED_STATE && !only_waiting);
+            let outcome = if !assignable {
                 AssignOutcome::NotAssignable
             } else if current_agent == Some(agent_id) && state == ASSIGNED_STATE {
                 AssignOutcome::Assigned

@@ -836,3 +836,133 @@ async fn users_passwords_and_the_supervisor_overview(app: TestApp) {
             .all(|a| a["id"] != id)
     );
 }
+
+/// Many conversations arrive at once for few agents while the agents toggle their presence and
+/// try to take conversations by hand, and (on PostgreSQL) two instances route at the same time:
+/// no agent is ever seen above their limit, and in the end every free seat is filled.
+async fn the_limit_holds_under_concurrency(app: TestApp, second_instance: Option<String>) {
+    const CUSTOMERS: usize = 40;
+    const LIMIT: i64 = 2;
+    let mut agents = Vec::new();
+    for name in ["Ari", "Bel", "Cid", "Duda"] {
+        agents.push(agent(&app, name, LIMIT, &[]).await);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let store = app.store.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut highest = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let users = store.desk_users().await.unwrap();
+                highest = users.iter().map(|u| u.load).max().unwrap_or(0).max(highest);
+                tokio::task::yield_now().await;
+            }
+            highest
+        })
+    };
+    let addresses: Vec<String> = std::iter::once(app.address.clone())
+        .chain(second_instance)
+        .collect();
+    let mut arrivals = Vec::new();
+    for i in 0..CUSTOMERS {
+        let (_, payload) = app
+            .builder
+            .text(&app.customer(&format!("55119100{i:05}"), "Cliente"), "Oi");
+        let body = graph_sim::to_meta_json(&payload);
+        let url = format!("{}/webhooks/whatsapp", addresses[i % addresses.len()]);
+        let http = app.http.clone();
+        arrivals.push(tokio::spawn(async move {
+            let resp = http
+                .post(url)
+                .header("content-type", "application/json")
+                .header(
+                    "x-hub-signature-256",
+                    graph_sim::sign(crate::helpers::APP_SECRET, &body),
+                )
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+        }));
+    }
+    // Meanwhile agents flip between available and paused and grab waiting conversations.
+    let mut churn = Vec::new();
+    for person in &agents {
+        churn.push(async move {
+            for round in 0..6 {
+                person
+                    .set_presence(if round % 2 == 0 {
+                        "available"
+                    } else {
+                        "paused"
+                    })
+                    .await;
+                let waiting = person
+                    .get_ok("/api/conversations?scope=waiting&open=true")
+                    .await;
+                for c in waiting["conversations"].as_array().unwrap().iter().take(2) {
+                    let (status, body) = person
+                        .post(
+                            &format!("/api/conversations/{}/assign", c["id"]),
+                            &json!({}),
+                        )
+                        .await;
+                    assert!(
+                        status == 200 || status == 409 || status == 404,
+                        "take: {status} {body}"
+                    );
+                }
+            }
+            person.set_presence("available").await;
+        });
+    }
+    futures::future::join_all(churn).await;
+    for a in arrivals {
+        a.await.unwrap();
+    }
+    app.inbox_drained().await;
+    let seats = (agents.len() as i64 * LIMIT) as usize;
+    wait_until("every seat filled", TIMEOUT, || async {
+        let all = app
+            .api_get("/api/conversations?scope=all&open=true&limit=500")
+            .await;
+        let list = all["conversations"].as_array().unwrap().clone();
+        list.len() == CUSTOMERS && list.iter().filter(|c| c["state"] == "assigned").count() == seats
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let highest = watcher.await.unwrap();
+    assert!(
+        highest <= LIMIT,
+        "an agent was seen with {highest} conversations (limit {LIMIT})"
+    );
+    for (id, load) in loads(&app).await {
+        if agents.iter().any(|a| a.id == id) {
+            assert_eq!(load, LIMIT, "agent {id}");
+        }
+    }
+    let waiting = app
+        .api_get("/api/conversations?scope=waiting&open=true&limit=500")
+        .await;
+    assert_eq!(
+        waiting["conversations"].as_array().unwrap().len(),
+        CUSTOMERS - seats
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_the_limit_holds_under_concurrency() {
+    if let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await {
+        the_limit_holds_under_concurrency(app, None).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_the_limit_holds_under_concurrency_with_two_instances() {
+    if let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await {
+        let second = app.spawn_second_instance().await;
+        the_limit_holds_under_concurrency(app, Some(second)).await;
+    }
+}

@@ -616,3 +616,122 @@ impl Person {
         &self.cookie
     }
 }
+
+/// A browser tab's live WebSocket, as a test sees it.
+pub struct LiveSocket {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    /// The id of the last event received.
+    pub last_event_id: i64,
+}
+
+impl Person {
+    /// Opens `/api/ws` with this person's cookie (and `since`, for a reconnect).
+    pub async fn socket(&self, since: Option<i64>) -> LiveSocket {
+        let (socket, status) = self.try_socket(since, None).await;
+        assert_eq!(status, 101, "WebSocket handshake");
+        socket.expect("socket")
+    }
+
+    /// The handshake's status, and the socket when it succeeded.
+    pub async fn try_socket(
+        &self,
+        since: Option<i64>,
+        origin: Option<&str>,
+    ) -> (Option<LiveSocket>, u16) {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let ws = self.address.replacen("http://", "ws://", 1);
+        let url = match since {
+            Some(id) => format!("{ws}/api/ws?since={id}"),
+            None => format!("{ws}/api/ws"),
+        };
+        let mut request = url.into_client_request().expect("request");
+        let headers = request.headers_mut();
+        headers.insert("cookie", self.cookie.parse().expect("cookie header"));
+        if let Some(origin) = origin {
+            headers.insert("origin", origin.parse().expect("origin header"));
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((stream, response)) => {
+                let mut socket = LiveSocket {
+                    stream,
+                    last_event_id: 0,
+                };
+                let hello = socket.next_message(Duration::from_secs(10)).await;
+                assert_eq!(hello["type"], "hello", "{hello}");
+                socket.last_event_id = hello["last_event_id"].as_i64().unwrap_or(0);
+                (Some(socket), response.status().as_u16())
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                (None, response.status().as_u16())
+            }
+            Err(e) => panic!("WebSocket connect failed: {e}"),
+        }
+    }
+}
+
+impl LiveSocket {
+    /// The next JSON message, or a panic after `timeout`.
+    pub async fn next_message(&mut self, timeout: Duration) -> Value {
+        self.try_next_message(timeout)
+            .await
+            .expect("timed out waiting for a WebSocket message")
+    }
+
+    /// The next JSON message, or None after `timeout`.
+    pub async fn try_next_message(&mut self, timeout: Duration) -> Option<Value> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let next = tokio::time::timeout(left, self.stream.next()).await.ok()?;
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(text.as_str()).expect("JSON message");
+                    if value["type"] == "event" {
+                        self.last_event_id = value["id"].as_i64().unwrap_or(self.last_event_id);
+                    }
+                    return Some(value);
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("WebSocket ended: {other:?}"),
+            }
+        }
+    }
+
+    /// Skips messages until one matches `wanted`; returns it and the skipped ones.
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> (Value, Vec<Value>) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut skipped = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(message) = self.try_next_message(left).await else {
+                panic!("timed out waiting for {what}; got {skipped:?}");
+            };
+            if wanted(&message) {
+                return (message, skipped);
+            }
+            skipped.push(message);
+        }
+    }
+
+    pub async fn send_json(&mut self, value: &Value) {
+        use futures::SinkExt;
+        self.stream
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                value.to_string().into(),
+            ))
+            .await
+            .expect("send on WebSocket");
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}

@@ -7,6 +7,7 @@ mod samples;
 mod bot;
 mod browser;
 mod desk;
+mod live;
 mod outbound;
 mod processes;
 mod webhook;
