@@ -346,7 +346,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/supervisor/overview", get(people_api::overview))
         .route("/channels/{id}/test", post(people_api::test_channel))
-        .route("/conversations", get(desk_api::list_conversations))
+        .route(
+            "/conversations",
+            get(desk_api::list_conversations).post(desk_api::start_conversation),
+        )
         .route("/conversations/{id}", get(desk_api::get_conversation))
         .route("/conversations/{id}/assign", post(desk_api::assign))
         .route("/conversations/{id}/transfer", post(desk_api::transfer))

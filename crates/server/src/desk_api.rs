@@ -71,6 +71,73 @@ pub async fn list_conversations(
     Ok(Json(json!({ "conversations": conversations })))
 }
 
+#[derive(Deserialize)]
+pub struct StartRequest {
+    wa_id: String,
+    channel_id: Option<i64>,
+    /// For supervisors, admins and integrations: whose it is (default: the caller; an
+    /// integration's waits for routing).
+    agent_id: Option<i64>,
+}
+
+/// `POST /api/conversations`: starts a conversation with a customer (active contact), with its
+/// protocol number, or returns the one already open (200). Free-form messages still need the
+/// customer's 24 h window; outside it only a template may be sent.
+pub async fn start_conversation(
+    State(app): State<AppState>,
+    who: Principal,
+    Json(req): Json<StartRequest>,
+) -> ApiResult<Response> {
+    who.require(STAFF)?;
+    let wa_id: String = req.wa_id.chars().filter(char::is_ascii_digit).collect();
+    if !(8..=15).contains(&wa_id.len()) {
+        return Err(ApiError::bad_request(
+            "wa_id must be the customer's number with country code (8 to 15 digits)",
+        ));
+    }
+    let channel = match req.channel_id {
+        Some(id) => app.channels.by_id(id),
+        None => app.channels.all().into_iter().find(|c| c.enabled),
+    }
+    .filter(|c| c.enabled)
+    .ok_or_else(|| ApiError::bad_request("no enabled channel to start the conversation on"))?;
+    let agent_id = match (req.agent_id, who.user_id()) {
+        (Some(other), me) if Some(other) != me => {
+            who.require(MANAGERS)?;
+            active_user(&app, other).await?;
+            Some(other)
+        }
+        (_, me) => me,
+    };
+    let (id, created) = app
+        .store
+        .start_conversation(channel.id, &wa_id, agent_id, &app.config.protocol)
+        .await?;
+    app.live.publish(Notice::DeskChanged);
+    let conversation = app
+        .store
+        .conversation(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let access = crate::desk::access(&app, &who, &conversation).await?;
+    if access == Access::Hidden {
+        return Err(ApiError::Conflict(
+            "conversation_open_elsewhere",
+            "this customer already has an open conversation with someone else".into(),
+        ));
+    }
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({ "conversation": conversation_view(&conversation, access) })),
+    )
+        .into_response())
+}
+
 fn conversation_view(c: &ConversationSummary, access: Access) -> Value {
     let mut view = serde_json::to_value(c).unwrap_or_else(|_| json!({}));
     view["can_act"] = (access == Access::Work).into();

@@ -141,6 +141,84 @@ pub(crate) const MESSAGE_COLUMNS: &str = "id, conversation_id, channel_id, direc
 /// starts in [`crate::bot::BOT_STATE`] and the bot worker hands it to a queue.
 pub const INITIAL_STATE: &str = "queued";
 
+/// Takes the next protocol number of the day inside the caller's transaction: the counter row is
+/// locked until commit, so numbers are unique and gap-free across connections and instances.
+macro_rules! allocate_protocol {
+    ($tx:expr, $cfg:expr, $now:expr) => {{
+        let day = protocol::day_key($cfg, $now).map_err(|e| StoreError::Conflict(e.to_string()))?;
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO protocol_counters (day_key, last_seq) VALUES ($1, 1)
+             ON CONFLICT (day_key) DO UPDATE SET last_seq = protocol_counters.last_seq + 1
+             RETURNING last_seq",
+        )
+        .bind(&day)
+        .fetch_one(&mut *$tx)
+        .await?;
+        protocol::format_protocol($cfg, &day, seq)
+    }};
+}
+
+impl Store {
+    /// Starts a conversation with a contact from our side (an agent's active contact, an
+    /// integration), or returns the one already open. `agent_id`: it opens assigned to them;
+    /// otherwise it waits for routing. Returns (conversation id, whether it was created).
+    pub async fn start_conversation(
+        &self,
+        channel_id: i64,
+        wa_id: &str,
+        agent_id: Option<i64>,
+        protocol_cfg: &ProtocolConfig,
+    ) -> Result<(i64, bool)> {
+        let now = now_ms();
+        Ok(on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let contact_id: i64 = sqlx::query_scalar(
+                "INSERT INTO contacts (channel_id, wa_id, created_at, updated_at) VALUES ($1, $2, $3, $3)
+                 ON CONFLICT (channel_id, wa_id) DO UPDATE SET updated_at = excluded.updated_at
+                 RETURNING id",
+            )
+            .bind(channel_id)
+            .bind(wa_id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            let open: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM conversations WHERE contact_id = $1 AND closed_at IS NULL",
+            )
+            .bind(contact_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = open {
+                tx.commit().await?;
+                return Ok((id, false));
+            }
+            let number = allocate_protocol!(tx, protocol_cfg, now);
+            let state = if agent_id.is_some() { crate::desk::ASSIGNED_STATE } else { INITIAL_STATE };
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO conversations (channel_id, contact_id, protocol, state, agent_id, opened_at,
+                    last_message_at, assigned_at, queued_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, CASE WHEN $5 IS NULL THEN NULL ELSE $6 END,
+                    CASE WHEN $5 IS NULL THEN $6 ELSE NULL END)
+                 RETURNING id",
+            )
+            .bind(channel_id)
+            .bind(contact_id)
+            .bind(&number)
+            .bind(state)
+            .bind(agent_id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            insert_event!(tx, now, "conversation.opened", id, json!({ "protocol": number, "by": "staff" }));
+            if let Some(agent_id) = agent_id {
+                insert_event!(tx, now, "conversation.assigned", id, json!({ "agent_id": agent_id, "how": "started" }));
+            }
+            tx.commit().await?;
+            (id, true)
+        }))
+    }
+}
+
 impl Store {
     /// Applies one stored webhook in a single transaction and marks its inbox row done. Idempotent:
     /// messages are deduplicated by (channel, wamid) and statuses by (channel, wamid, status), and a
@@ -197,17 +275,7 @@ impl Store {
                         let conversation_id = match open {
                             Some(id) => id,
                             None => {
-                                let day = protocol::day_key(protocol_cfg, now)
-                                    .map_err(|e| StoreError::Conflict(e.to_string()))?;
-                                let seq: i64 = sqlx::query_scalar(
-                                    "INSERT INTO protocol_counters (day_key, last_seq) VALUES ($1, 1)
-                                     ON CONFLICT (day_key) DO UPDATE SET last_seq = protocol_counters.last_seq + 1
-                                     RETURNING last_seq",
-                                )
-                                .bind(&day)
-                                .fetch_one(&mut *tx)
-                                .await?;
-                                let number = protocol::format_protocol(protocol_cfg, &day, seq);
+                                let number = allocate_protocol!(tx, protocol_cfg, now);
                                 // With a bot flow for this channel the conversation opens in the bot,
                                 // atomically with its creation, so the desk never sees it queued first.
                                 let flows: i64 = sqlx::query_scalar(

@@ -132,6 +132,7 @@ on_both_backends!(
     notes_and_canned_responses,
     the_authorization_matrix,
     users_passwords_and_the_supervisor_overview,
+    an_agent_starts_a_conversation_with_a_protocol,
 );
 
 async fn routing_fills_agents_up_to_their_limit_then_waits(app: TestApp) {
@@ -965,4 +966,53 @@ async fn postgres_the_limit_holds_under_concurrency_with_two_instances() {
         let second = app.spawn_second_instance().await;
         the_limit_holds_under_concurrency(app, Some(second)).await;
     }
+}
+
+async fn an_agent_starts_a_conversation_with_a_protocol(app: TestApp) {
+    let olga = agent(&app, "Olga", 1, &[]).await;
+    let (status, started) = olga
+        .post(
+            "/api/conversations",
+            &json!({ "wa_id": "+55 (11) 98888-7777" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let c = &started["conversation"];
+    assert_eq!(
+        (c["state"].as_str(), c["agent_id"].as_i64()),
+        (Some("assigned"), Some(olga.id))
+    );
+    assert_eq!(c["contact_wa_id"], "5511988887777");
+    assert!(c["protocol"].as_str().unwrap().len() >= 9);
+    // Never written: only a template may be sent.
+    let (status, body) = olga
+        .post(
+            &format!("/api/conversations/{}/messages", c["id"]),
+            &json!({ "type": "text", "body": "Olá" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("outside_service_window"))
+    );
+    // The same customer again: the open conversation, not a new one.
+    let (status, again) = olga
+        .post("/api/conversations", &json!({ "wa_id": "5511988887777" }))
+        .await;
+    assert_eq!((status, &again["conversation"]["id"]), (200, &c["id"]));
+    let paulo = agent(&app, "Paulo", 1, &[]).await;
+    let (status, body) = paulo
+        .post("/api/conversations", &json!({ "wa_id": "5511988887777" }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("conversation_open_elsewhere"))
+    );
+    assert_eq!(
+        paulo
+            .post("/api/conversations", &json!({ "wa_id": "123" }))
+            .await
+            .0,
+        400
+    );
 }

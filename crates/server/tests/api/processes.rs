@@ -114,3 +114,73 @@ async fn two_processes_send_each_message_once_in_order() {
     assert_eq!(sent.len(), total, "no message sent twice");
     assert_each_customer_got_in_order(&sent, per_customer);
 }
+
+/// Protocol numbers are allocated in the database: two processes opening conversations at the
+/// same moment (agents starting active contacts through either one) never share or skip a number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_allocate_unique_sequential_protocols() {
+    let Some(install) = Install::new(Backend::Postgres).await else {
+        return;
+    };
+    let sim = GraphSim::start(SimConfig::new(SECRET, TOKEN, PNID))
+        .await
+        .expect("graph-sim");
+    install
+        .ok(
+            &[
+                "channel",
+                "add",
+                "--name",
+                "Dois",
+                "--phone-number-id",
+                PNID,
+                "--waba-id",
+                "204",
+                "--graph-base-url",
+                &sim.base_url(),
+            ],
+            &format!("{TOKEN}\n{SECRET}\nverify\n"),
+        )
+        .await;
+    let api_token = install
+        .ok(&["token", "create", "--name", "tests"], "")
+        .await
+        .trim()
+        .to_owned();
+    let a = install.serve().await;
+    let b = install.serve().await;
+
+    const PER_PROCESS: usize = 40;
+    let mut calls = Vec::new();
+    for i in 0..2 * PER_PROCESS {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let request = server
+            .http
+            .post(format!("{}/api/conversations", server.address))
+            .bearer_auth(&api_token)
+            .json(&json!({ "wa_id": format!("55119820{i:05}") }));
+        calls.push(async move {
+            let resp = request.send().await.expect("start");
+            assert_eq!(resp.status(), 201);
+            let body: serde_json::Value = resp.json().await.expect("body");
+            body["conversation"]["protocol"]
+                .as_str()
+                .expect("protocol")
+                .to_owned()
+        });
+    }
+    let mut protocols = futures::future::join_all(calls).await;
+    protocols.sort();
+    let total = protocols.len();
+    protocols.dedup();
+    assert_eq!(protocols.len(), total, "a protocol number was given twice");
+    // Same day, sequence 1..=N without a gap (the test could straddle midnight: then two days).
+    let day = &protocols[0][..8];
+    if protocols.iter().all(|p| &p[..8] == day) {
+        let sequences: Vec<u64> = protocols
+            .iter()
+            .map(|p| p[8..].parse().expect("sequence"))
+            .collect();
+        assert_eq!(sequences, (1..=total as u64).collect::<Vec<_>>());
+    }
+}
