@@ -133,6 +133,8 @@ on_both_backends!(
     the_authorization_matrix,
     users_passwords_and_the_supervisor_overview,
     an_agent_starts_a_conversation_with_a_protocol,
+    a_long_history_is_read_page_by_page,
+    the_channel_connection_test_calls_graph,
 );
 
 async fn routing_fills_agents_up_to_their_limit_then_waits(app: TestApp) {
@@ -1014,5 +1016,107 @@ async fn an_agent_starts_a_conversation_with_a_protocol(app: TestApp) {
             .await
             .0,
         400
+    );
+}
+
+async fn a_long_history_is_read_page_by_page(app: TestApp) {
+    const MESSAGES: usize = 5_000;
+    let id = app.open_conversation("5511900000131").await;
+    // Written straight into the store: this test is about reading, not about the webhook.
+    let customer = app.customer("5511900000131", "Cliente Teste");
+    for chunk in 0..(MESSAGES / 500) {
+        let items: Vec<store::conversations::InboundItem> = (0..500)
+            .map(|i| {
+                let n = chunk * 500 + i;
+                store::conversations::InboundItem::Message(
+                    store::conversations::InboundMessageRecord {
+                        channel_id: app.channel_id,
+                        wa_id: customer.wa_id.clone(),
+                        profile_name: None,
+                        wamid: format!("wamid.long.{n}"),
+                        kind: "text".into(),
+                        body: Some(format!("mensagem {n}")),
+                        content_json:
+                            json!({ "type": "text", "text": { "body": format!("mensagem {n}") } })
+                                .to_string(),
+                        reply_to_wamid: None,
+                        wa_timestamp_ms: None,
+                        media: None,
+                    },
+                )
+            })
+            .collect();
+        app.store
+            .apply_inbound(-1, &items, &domain::protocol::ProtocolConfig::default())
+            .await
+            .unwrap();
+    }
+    let mut before: Option<i64> = None;
+    let mut seen = 0;
+    let mut pages = 0;
+    let started = std::time::Instant::now();
+    loop {
+        let path = match before {
+            Some(b) => format!("/api/conversations/{id}/messages?limit=100&before={b}"),
+            None => format!("/api/conversations/{id}/messages?limit=100"),
+        };
+        let page = app.api_get(&path).await;
+        let messages = page["messages"].as_array().unwrap();
+        assert!(messages.len() <= 100);
+        // Chronological within a page, and older than the previous page.
+        let ids: Vec<i64> = messages.iter().map(|m| m["id"].as_i64().unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        if let (Some(b), Some(last)) = (before, ids.last()) {
+            assert!(*last < b);
+        }
+        seen += messages.len();
+        pages += 1;
+        match page["next_before"].as_i64() {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, MESSAGES + 1, "every message once");
+    assert_eq!(pages, 51);
+    eprintln!(
+        "read {MESSAGES} messages in {pages} pages in {:?}",
+        started.elapsed()
+    );
+}
+
+async fn the_channel_connection_test_calls_graph(app: TestApp) {
+    let ok = app
+        .api_post(
+            &format!("/api/channels/{}/test", app.channel_id),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+    let ok: Value = ok.json().await.unwrap();
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert_eq!(ok["verified_name"], "Atende Simulado");
+    // A token Meta refuses: a clear pt-BR explanation, not a 500.
+    let resp = app
+        .http
+        .patch(format!("{}/api/channels/{}", app.address, app.channel_id))
+        .bearer_auth(&app.token)
+        .json(&json!({ "access_token": "wrong-token" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let bad: Value = app
+        .api_post(
+            &format!("/api/channels/{}/test", app.channel_id),
+            &json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bad["ok"], false, "{bad}");
+    assert!(
+        bad["explanation"].as_str().unwrap().contains("token"),
+        "{bad}"
     );
 }
