@@ -354,8 +354,8 @@ pub async fn download(
     who: Principal,
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
-    who.require(STAFF)?;
     let media = app.store.media(id).await?.ok_or(ApiError::NotFound)?;
+    authorize_media(&app, &who, &media).await?;
     let Some(key) = media
         .storage_key
         .as_deref()
@@ -404,12 +404,41 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
+/// A file is for whoever may see a conversation it was sent in; a fresh upload not sent yet, for
+/// its uploader and admins. Anyone else gets a 404.
+async fn authorize_media(
+    app: &AppState,
+    who: &Principal,
+    media: &store::media::MediaRecord,
+) -> ApiResult<()> {
+    who.require(STAFF)?;
+    let conversations = app.store.media_conversations(media.id).await?;
+    if conversations.is_empty() {
+        let own = media.uploaded_by.is_some() && media.uploaded_by == who.user_id();
+        return if own || who.role() == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound)
+        };
+    }
+    for id in conversations {
+        if crate::desk::visible_conversation(app, who, id)
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+    }
+    Err(ApiError::NotFound)
+}
+
 pub async fn retry_media(
     State(app): State<AppState>,
     who: Principal,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
-    who.require(STAFF)?;
+    let media = app.store.media(id).await?.ok_or(ApiError::NotFound)?;
+    authorize_media(&app, &who, &media).await?;
     if !app.store.retry_media(id).await? {
         return Err(ApiError::Conflict(
             "not_failed",

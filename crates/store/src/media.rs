@@ -24,12 +24,15 @@ pub struct MediaRecord {
     pub state: String,
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// Who uploaded it (outbound files).
+    #[serde(skip)]
+    pub uploaded_by: Option<i64>,
     pub created_at: i64,
 }
 
 const COLUMNS: &str =
     "id, channel_id, direction, wa_media_id, kind, mime_type, filename, size_bytes,
-    sha256, expected_sha256, storage_key, state, attempts, last_error, created_at";
+    sha256, expected_sha256, storage_key, state, attempts, last_error, uploaded_by, created_at";
 
 /// A file an agent uploaded, already stored and validated.
 pub struct NewUpload<'a> {
@@ -195,5 +198,18 @@ impl Store {
                 .rows_affected()
         });
         Ok(())
+    }
+}
+
+impl Store {
+    /// The conversations whose messages carry this file.
+    pub async fn media_conversations(&self, media_id: i64) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> = on_read!(self, pool => {
+            sqlx::query_as("SELECT DISTINCT conversation_id FROM messages WHERE media_id = $1")
+                .bind(media_id)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 }

@@ -618,9 +618,18 @@ async fn the_authorization_matrix(app: TestApp) {
     let send = |id: i64| format!("/api/conversations/{id}/messages");
     let text = json!({ "type": "text", "body": "oi" });
 
-    // Kai works his own conversation.
+    // Kai works his own conversation, files included; they are his conversation's, not Lia's.
     assert_eq!(kai.get(&conv(worked)).await.0, 200);
     assert_eq!(kai.post(&send(worked), &text).await.0, 201);
+    let pdf = app.upload_ok(crate::samples::PDF, "contrato.pdf").await;
+    assert_eq!(
+        kai.post(&send(worked), &json!({ "type": "media", "media_id": pdf }))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(kai.get(&format!("/api/media/{pdf}")).await.0, 200);
+    assert_eq!(lia.get(&format!("/api/media/{pdf}")).await.0, 404);
     // Lia (same queue) cannot see Kai's conversation: 404, existence does not leak.
     assert_eq!(lia.get(&conv(worked)).await.0, 404);
     assert_eq!(lia.post(&send(worked), &text).await.0, 404);
