@@ -209,7 +209,7 @@ async fn queue_members_only_and_waiting_customers_learn_their_position(app: Test
         "suporte",
         json!({
             "waiting_message": "Fila {{fila}}: você é o {{posicao}}º. Protocolo {{protocolo}}.",
-            "position_update_secs": 0,
+            "position_update_secs": 1,
             "max_wait_secs": 1,
             "max_wait_message": "Ainda estamos ocupados."
         }),
@@ -252,6 +252,8 @@ async fn queue_members_only_and_waiting_customers_learn_their_position(app: Test
     edu.set_presence("available").await;
     wait_assigned_to(&app, y, edu.id).await;
     assert_eq!(conversation(&app, z).await["state"], "queued");
+    // z moved up: told again (at most once per second).
+    wait_text_to(&app, "5511900000023", "você é o 1º").await;
     let overview = app.api_get("/api/supervisor/overview").await;
     let line = overview["queues"]
         .as_array()
