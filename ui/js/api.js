@@ -36,7 +36,7 @@ export class ApiError extends Error {
  * `method` and `path` as in HTTP; `body` is JSON-encoded unless it is a FormData. Resolves to the
  * parsed JSON (or null), rejects with ApiError.
  */
-export async function api(method, path, body, { quiet401 = false } = {}) {
+export async function api(method, path, body, { quiet401 = false, keepalive = false } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET" && method !== "HEAD" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
   let payload;
@@ -48,7 +48,7 @@ export async function api(method, path, body, { quiet401 = false } = {}) {
   }
   let response;
   try {
-    response = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
+    response = await fetch(path, { method, headers, body: payload, credentials: "same-origin", keepalive });
   } catch (e) {
     throw new ApiError(0, "network", e?.message || "network error");
   }
@@ -61,16 +61,57 @@ export async function api(method, path, body, { quiet401 = false } = {}) {
       data = null;
     }
   }
-  if (!response.ok) {
-    const error = data && typeof data.error === "object" ? data.error : null;
-    const message = error?.message || (typeof data?.error === "string" ? data.error : "") || text || response.statusText;
-    const err = new ApiError(response.status, error?.code, message, data);
-    if (response.status === 401 && !quiet401) for (const fn of unauthorizedHandlers) fn(err);
-    throw err;
-  }
+  if (!response.ok) throw failure(response.status, response.statusText, text, data, quiet401);
   return data;
+}
+
+function failure(status, statusText, text, data, quiet401) {
+  const error = data && typeof data.error === "object" ? data.error : null;
+  const message = error?.message || (typeof data?.error === "string" ? data.error : "") || text || statusText;
+  const err = new ApiError(status, error?.code, message, data);
+  if (status === 401 && !quiet401) for (const fn of unauthorizedHandlers) fn(err);
+  return err;
+}
+
+/**
+ * POSTs a FormData with upload progress (fetch has none): `onProgress(fraction)`. Resolves to the
+ * parsed JSON, rejects with ApiError. `signal` aborts it.
+ */
+export function upload(path, form, { onProgress, signal } = {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", path);
+    xhr.setRequestHeader("Accept", "application/json");
+    if (csrfToken) xhr.setRequestHeader("X-CSRF-Token", csrfToken);
+    xhr.upload.addEventListener("progress", (ev) => {
+      if (ev.lengthComputable) onProgress?.(ev.loaded / ev.total);
+    });
+    xhr.addEventListener("load", () => {
+      let data = null;
+      try {
+        data = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+      } catch {
+        data = null;
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(data);
+      else reject(failure(xhr.status, xhr.statusText, xhr.responseText, data, false));
+    });
+    xhr.addEventListener("error", () => reject(new ApiError(0, "network", "network error")));
+    xhr.addEventListener("abort", () => reject(new ApiError(0, "aborted", "aborted")));
+    signal?.addEventListener("abort", () => xhr.abort());
+    xhr.send(form);
+  });
 }
 
 export const get = (path, options) => api("GET", path, undefined, options);
 export const post = (path, body, options) => api("POST", path, body ?? {}, options);
 export const put = (path, body, options) => api("PUT", path, body ?? {}, options);
+export const patch = (path, body, options) => api("PATCH", path, body ?? {}, options);
+export const del = (path, options) => api("DELETE", path, undefined, options);
+
+/** A sentence for the user from any error (the server's message when it gave one). */
+export function describe(e) {
+  if (!(e instanceof ApiError)) return String(e?.message || e);
+  if (e.status === 0 || e.status === 403 || e.status === 404) return e.describe();
+  return e.body?.error?.message || e.describe();
+}

@@ -1,19 +1,31 @@
 // The agents' web app: login, then a shell (top bar + left nav) with one section at a time,
-// chosen by the URL hash (#/conversations, #/conversations/12, #/flows, #/flows/3).
+// chosen by the URL hash (#/conversations, #/conversations/12, #/supervisor, #/admin/users,
+// #/flows/3). The session starts the live connection (live.js) and the agent's work list
+// (worklist.js), shared by the sections.
 
 import { ApiError, get, onUnauthorized, post, setCsrfToken } from "./api.js";
 import { h, replace } from "./dom.js";
-import { applyI18n, languageSelect, t } from "./i18n.js";
-import { conversationsSection } from "./conversations.js";
+import { applyI18n, languageSelect, onLangChange, t } from "./i18n.js";
+import { deskSection } from "./desk.js";
+import { supervisorSection } from "./supervisor.js";
+import { adminSection } from "./admin.js";
 import { icon } from "./icons.js";
 import { flowsSection } from "./flows.js";
+import { onStatus, startLive, stopLive } from "./live.js";
+import { startWorklist, stopWorklist } from "./worklist.js";
+import { presenceSwitch } from "./presence.js";
+import { openPasswordDialog } from "./password.js";
+import { renderTitle } from "./notify.js";
 
 const root = document.getElementById("root");
 let session = null; // {user, csrf_token}
 let activeSection = null; // {name, destroy(), route(parts)}
+let sessionOffs = []; // cleanups of the shell
 
 const SECTIONS = [
-  { name: "conversations", label: "nav.conversations", icon: "chat", create: conversationsSection },
+  { name: "conversations", label: "nav.desk", icon: "chat", create: deskSection },
+  { name: "supervisor", label: "nav.supervisor", icon: "monitor", create: supervisorSection, roles: ["supervisor", "admin"] },
+  { name: "admin", label: "nav.admin", icon: "settings", create: adminSection, roles: ["admin"] },
   { name: "flows", label: "nav.flows", icon: "bot", create: flowsSection, roles: ["admin"] },
 ];
 
@@ -38,9 +50,7 @@ async function boot() {
 }
 
 function showLogin(noticeKey = null, errorText = null) {
-  stopSection();
-  session = null;
-  setCsrfToken(null);
+  endSession();
   const email = h("input", { id: "login-email", type: "email", name: "email", autocomplete: "username", required: true, autofocus: true });
   const password = h("input", { id: "login-password", type: "password", name: "password", autocomplete: "current-password", required: true });
   const error = h("div", { id: "login-error", class: "form-error", role: "alert" });
@@ -101,16 +111,42 @@ function startSession(me) {
   setCsrfToken(me.csrf_token);
   renderShell();
   window.addEventListener("hashchange", route);
+  startLive();
+  startWorklist();
   route();
+  if (me.user.must_change_password) forcePasswordChange();
+}
+
+function endSession() {
+  stopSection();
+  stopWorklist();
+  stopLive();
+  for (const off of sessionOffs) off();
+  sessionOffs = [];
+  document.querySelectorAll("dialog").forEach((d) => d.remove());
+  window.removeEventListener("hashchange", route);
+  session = null;
+  setCsrfToken(null);
+  renderTitle();
+}
+
+/** After an admin's reset: nothing else until the password changed. */
+function forcePasswordChange() {
+  openPasswordDialog({
+    forced: true,
+    onDone: () => {
+      session.user.must_change_password = false;
+    },
+  });
 }
 
 async function logout() {
+  stopSection(); // saves what a form has pending while the session still exists
   try {
     await post("/api/auth/logout", {}, { quiet401: true });
   } catch {
     // The session is gone either way.
   }
-  window.removeEventListener("hashchange", route);
   history.replaceState(null, "", "/app/");
   showLogin("login.loggedOut");
 }
@@ -127,7 +163,7 @@ function renderShell() {
     visibleSections().map((s) =>
       h(
         "a",
-        { href: `#/${s.name}`, class: "nav-link", dataset: { nav: s.name } },
+        { href: `#/${s.name}`, class: "nav-link", dataset: { nav: s.name }, i18nTitle: s.label },
         h("span", { class: "nav-icon" }, icon(s.icon)),
         h("span", { i18n: s.label }),
       ),
@@ -140,11 +176,26 @@ function renderShell() {
       h("span", { i18n: "nav.simulator" }),
     ),
   );
+  const presence = presenceSwitch(user);
+  const liveStatus = h("span", { id: "live-status", class: "live-status", dataset: { connected: "false" } });
+  sessionOffs.push(
+    presence.destroy,
+    onStatus((up) => {
+      liveStatus.dataset.connected = String(up);
+      liveStatus.dataset.i18n = up ? "live.on" : "live.off";
+      liveStatus.dataset.i18nTitle = up ? "live.onTitle" : "live.offTitle";
+      liveStatus.textContent = t(liveStatus.dataset.i18n);
+      liveStatus.title = t(liveStatus.dataset.i18nTitle);
+    }),
+    onLangChange(renderTitle),
+  );
   const top = h(
     "header",
     { class: "top-bar" },
     h("div", { class: "top-brand" }, h("span", { class: "brand-mark", text: "A" }), h("span", { class: "brand-name", i18n: "app.name" })),
+    liveStatus,
     h("div", { class: "top-spacer" }),
+    presence.el,
     h(
       "div",
       { class: "top-user" },
@@ -152,7 +203,8 @@ function renderShell() {
       h("span", { class: "user-role", i18n: `role.${user.role}` }),
     ),
     languageSelect(),
-    h("button", { type: "button", id: "logout", class: "btn btn-ghost", i18n: "top.logout", on: { click: logout } }),
+    h("button", { type: "button", id: "password-button", class: "btn btn-ghost btn-small", i18n: "top.password", on: { click: () => openPasswordDialog() } }),
+    h("button", { type: "button", id: "logout", class: "btn btn-ghost btn-small", i18n: "top.logout", on: { click: logout } }),
   );
   const main = h("main", { id: "section", class: "section" });
   replace(root, h("div", { class: "shell" }, top, h("div", { class: "shell-body" }, nav, main)));

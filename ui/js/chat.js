@@ -1,7 +1,8 @@
-// Chat bubbles, shared by the agents' conversation view, the bot-flow preview and the simulator.
+// Chat bubbles, shared by the agents' conversation view (thread.js), the bot-flow preview and the
+// simulator.
 
 import { has, t } from "./i18n.js";
-import { formatDay, formatTime, h } from "./dom.js";
+import { formatBytes, formatDay, formatTime, h } from "./dom.js";
 import { icon, kindIcon } from "./icons.js";
 
 const TICKS = {
@@ -43,10 +44,41 @@ function authorKey(m, meId) {
   return ["bot", "system", "integration"].includes(m.author) ? m.author : "agent";
 }
 
+const mediaSizes = new Map(); // media id -> Promise<number|null>
+
+/** The size of a stored file, from a HEAD request (messages do not carry it). Cached. */
+function mediaSize(mediaId) {
+  if (!mediaSizes.has(mediaId)) {
+    const p = fetch(`/api/media/${mediaId}`, { method: "HEAD", credentials: "same-origin" })
+      .then((r) => (r.ok ? Number(r.headers.get("Content-Length")) || null : null))
+      .catch(() => null);
+    mediaSizes.set(mediaId, p);
+  }
+  return mediaSizes.get(mediaId);
+}
+
+/** The file name of a document message: its content's, else the body (caption or name). */
+function fileName(m) {
+  const c = m.content || {};
+  return m.media?.filename || c.document?.filename || c.filename || m.body || t("msg.openFile");
+}
+
+/** A document as a link: icon, name and size (filled in when known). */
+function fileLink(m, url) {
+  const size = h("span", { class: "file-size muted small" });
+  const known = m.media?.size_bytes;
+  if (known != null) size.textContent = formatBytes(known);
+  else if (m.media_id) mediaSize(m.media_id).then((n) => (size.textContent = n ? formatBytes(n) : ""));
+  return h(
+    "a",
+    { class: "file-link", href: url, target: "_blank", rel: "noopener", download: fileName(m), dataset: { testid: "file-link" } },
+    icon("document", { size: 20 }),
+    h("span", { class: "file-info" }, h("span", { class: "file-name", text: fileName(m) }), size),
+  );
+}
+
 function mediaView(m) {
   const url = `/api/media/${m.media_id}`;
-  const fileLink = () =>
-    h("a", { class: "file-link", href: url, target: "_blank", rel: "noopener" }, icon("document", { size: 16 }), m.body || t("msg.openFile"));
   switch (m.kind) {
     case "image":
     case "sticker": {
@@ -56,7 +88,7 @@ function mediaView(m) {
       let attempts = 0;
       img.addEventListener("error", () => {
         attempts += 1;
-        if (attempts > 5) img.replaceWith(fileLink());
+        if (attempts > 5) img.replaceWith(fileLink(m, url));
         else setTimeout(() => (img.src = `${url}?try=${attempts}`), 800 * attempts);
       });
       return h("a", { href: url, target: "_blank", rel: "noopener" }, img);
@@ -66,7 +98,7 @@ function mediaView(m) {
     case "video":
       return h("video", { class: "media-video", controls: true, preload: "metadata", src: url });
     default:
-      return fileLink();
+      return fileLink(m, url);
   }
 }
 
@@ -95,15 +127,46 @@ function locationText(content) {
   return `${name ? `${name} ` : ""}(${loc.latitude}, ${loc.longitude})`;
 }
 
-/** One message of a conversation, as the agent sees it. `meId`: the logged-in user's id. */
-export function messageBubble(m, { meId } = {}) {
+/** A short text for a message (reply quotes, previews). */
+export function messageSnippet(m) {
+  if (!m) return "";
+  if (m.body) return m.body.length > 120 ? `${m.body.slice(0, 119)}…` : m.body;
+  return has(`kind.${m.kind}`) ? t(`kind.${m.kind}`) : t("kind.other", { kind: m.kind });
+}
+
+/** The quoted message above a reply: `quoted` is the message replied to, or null when not loaded. */
+function replyQuote(m, quoted, onQuoteClick) {
+  const who = quoted ? authorKey(quoted, null) : null;
+  return h(
+    "button",
+    {
+      type: "button",
+      class: "reply-quote",
+      dataset: { testid: "reply-quote", replyTo: quoted?.id ?? "" },
+      disabled: !quoted,
+      on: quoted && onQuoteClick ? { click: () => onQuoteClick(quoted.id) } : {},
+    },
+    h("span", { class: "reply-quote-author", i18n: quoted ? `author.${who === "you" ? "agent" : who}` : "msg.replyTo" }),
+    h("span", { class: "reply-quote-text", text: quoted ? messageSnippet(quoted) : "", i18n: quoted ? null : "msg.replyUnknown" }),
+  );
+}
+
+/**
+ * One message of a conversation, as the agent sees it. `meId`: the logged-in user's id;
+ * `findByWamid(wamid)`: the loaded message with that wamid (reply quotes); `onReply(m)`: shows a
+ * "Responder" action; `onQuoteClick(id)`: jump to a quoted message.
+ */
+export function messageBubble(m, { meId, findByWamid, onReply, onQuoteClick } = {}) {
   const who = authorKey(m, meId);
+  const author = isInbound(m) ? "customer" : m.author || "agent";
+  const rowData = { id: m.id, author: who, testid: "message", phase: m.phase || "", status: m.status || "" };
   if (who === "system") {
-    return h("div", { class: "bubble-row row-system", dataset: { id: m.id } }, h("div", { class: "bubble bubble-system", text: m.body || "" }));
+    return h("div", { class: "bubble-row row-system", dataset: rowData }, h("div", { class: "bubble bubble-system", dataset: { author }, text: m.body || "" }));
   }
   const side = who === "customer" ? "in" : "out";
   const body = [];
   if (who !== "customer") body.push(h("div", { class: `bubble-author author-${who}`, i18n: `author.${who}` }));
+  if (m.reply_to_wamid) body.push(replyQuote(m, findByWamid?.(m.reply_to_wamid) || null, onQuoteClick));
   if (m.media_id) body.push(mediaView(m));
   const location = m.kind === "location" ? locationText(m.content) : null;
   if (location) body.push(h("div", { class: "bubble-text with-icon" }, icon("location", { size: 16 }), location));
@@ -111,30 +174,19 @@ export function messageBubble(m, { meId } = {}) {
   else if (!m.media_id) body.push(h("div", { class: "bubble-text" }, kindLabel(m.kind)));
   if (!isInbound(m)) body.push(sentOptions(m.content));
   if (m.status === "failed") {
-    const reason = m.error_title || m.error_detail || (m.error_code ? `#${m.error_code}` : "");
+    const reason = m.error_detail || m.error_title || (m.error_code ? `#${m.error_code}` : "");
     body.push(h("div", { class: "bubble-error", i18n: "msg.failed", i18nArgs: { reason } }));
   }
-  body.push(h("div", { class: "bubble-meta" }, h("span", { text: formatTime(m.created_at) }), side === "out" ? ticks(m.status) : null));
+  const reply =
+    onReply && m.wamid
+      ? h("button", { type: "button", class: "bubble-action", dataset: { testid: "reply-button" }, i18nTitle: "msg.reply", i18n: "msg.reply", on: { click: () => onReply(m) } })
+      : null;
+  body.push(h("div", { class: "bubble-meta" }, reply, h("span", { text: formatTime(m.created_at) }), side === "out" ? ticks(m.status) : null));
   return h(
     "div",
-    { class: `bubble-row row-${side}`, dataset: { id: m.id, author: who } },
-    h("div", { class: `bubble bubble-${side} bubble-${who}` }, body),
+    { class: `bubble-row row-${side}${m.phase === "bot" ? " phase-bot" : ""}`, dataset: rowData },
+    h("div", { class: `bubble bubble-${side} bubble-${who}`, dataset: { author } }, body),
   );
-}
-
-/** The messages with day separators between days. */
-export function messageList(messages, options) {
-  const out = [];
-  let lastDay = null;
-  for (const m of messages) {
-    const day = new Date(m.created_at).toDateString();
-    if (day !== lastDay) {
-      out.push(daySeparator(m.created_at));
-      lastDay = day;
-    }
-    out.push(messageBubble(m, options));
-  }
-  return out;
 }
 
 /**

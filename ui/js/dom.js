@@ -106,3 +106,82 @@ export function randomKey() {
   crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/** "agora", "3 min", "1 h 05 min", "2 d 4 h": how long, for waiting times. */
+export function formatDuration(ms) {
+  const minutes = Math.max(0, Math.floor(ms / 60000));
+  if (minutes < 1) return t("duration.now");
+  if (minutes < 60) return t("duration.minutes", { m: minutes });
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return t("duration.hours", { h: hours, m: String(minutes % 60).padStart(2, "0") });
+  return t("duration.days", { d: Math.floor(hours / 24), h: hours % 24 });
+}
+
+/** 1536 → "1,5 KB" in the current language. */
+export function formatBytes(bytes) {
+  if (bytes == null || !Number.isFinite(Number(bytes))) return "";
+  const units = ["B", "KB", "MB", "GB"];
+  let value = Number(bytes);
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  const digits = unit === 0 || value >= 10 ? 0 : 1;
+  return `${new Intl.NumberFormat(getLang(), { maximumFractionDigits: digits }).format(value)} ${units[unit]}`;
+}
+
+/** Today: "14:05"; before: the date. For list items. */
+export function shortWhen(ms) {
+  if (!ms) return "";
+  const today = new Date().toDateString() === new Date(ms).toDateString();
+  return today ? formatTime(ms) : formatDay(ms);
+}
+
+/** Calls `fn` once, `ms` after the last call; `.now()` runs it at once, `.cancel()` drops it. */
+export function debounce(fn, ms) {
+  let timer = null;
+  const wrapped = (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      fn(...args);
+    }, ms);
+  };
+  wrapped.cancel = () => {
+    clearTimeout(timer);
+    timer = null;
+  };
+  wrapped.now = (...args) => {
+    wrapped.cancel();
+    fn(...args);
+  };
+  wrapped.pending = () => timer !== null;
+  return wrapped;
+}
+
+/** Sets a translated text on `el` (kept translated on language change), or clears it. */
+export function setText(el, key, args) {
+  if (!key) {
+    delete el.dataset.i18n;
+    delete el.dataset.i18nArgs;
+    el.textContent = "";
+    return;
+  }
+  el.dataset.i18n = key;
+  if (args) el.dataset.i18nArgs = JSON.stringify(args);
+  else delete el.dataset.i18nArgs;
+  el.textContent = t(key, args);
+}
+
+/** Sets a literal (untranslated) text on `el`. */
+export function setRawText(el, text) {
+  delete el.dataset.i18n;
+  delete el.dataset.i18nArgs;
+  el.textContent = text || "";
+}
+
+/** A display name for a conversation's customer. */
+export function contactName(c) {
+  return c?.contact_name || formatPhone(c?.contact_wa_id) || "?";
+}

@@ -42,6 +42,8 @@ pub struct Waiting {
     pub only_agent_id: Option<i64>,
     /// The limit of agents without one of their own (the queue's default).
     pub default_limit: u32,
+    /// Who sent it to this queue: served by anyone else first, by them only when no one else can.
+    pub avoid_agent_id: Option<i64>,
 }
 
 /// A person who may receive conversations, as routing sees them.
@@ -76,10 +78,14 @@ pub fn plan_assignments(waiting: &[Waiting], agents: &[Agent], now_ms: i64) -> V
     let mut agents = agents.to_vec();
     let mut plan = Vec::new();
     for w in waiting {
-        let best = agents
-            .iter_mut()
-            .filter(|a| a.may_take(w))
-            .min_by_key(|a| (a.load, a.idle_since_ms, a.agent_id));
+        let best = agents.iter_mut().filter(|a| a.may_take(w)).min_by_key(|a| {
+            (
+                Some(a.agent_id) == w.avoid_agent_id,
+                a.load,
+                a.idle_since_ms,
+                a.agent_id,
+            )
+        });
         if let Some(agent) = best {
             agent.load += 1;
             agent.idle_since_ms = now_ms;
@@ -181,6 +187,7 @@ mod tests {
             queue_id: queue,
             only_agent_id: only,
             default_limit: 2,
+            avoid_agent_id: None,
         }
     }
 
@@ -218,6 +225,15 @@ mod tests {
         let agents = [busy, a(2, 0, None, &[])];
         let waiting = [w(1, None, Some(1)), w(2, None, Some(1)), w(3, None, None)];
         assert_eq!(plan_assignments(&waiting, &agents, 5), vec![(1, 1), (3, 2)]);
+    }
+
+    #[test]
+    fn the_agent_who_sent_it_away_is_the_last_resort() {
+        let mut back = w(1, Some(10), None);
+        back.avoid_agent_id = Some(1);
+        let agents = [a(1, 0, None, &[10]), a(2, 1, None, &[10])];
+        assert_eq!(plan_assignments(&[back.clone()], &agents, 0), vec![(1, 2)]);
+        assert_eq!(plan_assignments(&[back], &agents[..1], 0), vec![(1, 1)]);
     }
 
     #[test]

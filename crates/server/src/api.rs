@@ -47,12 +47,23 @@ pub async fn list_messages(
         .flatten();
     // "bot" for the bot part of the transcript (shown above the human part), "human" after it.
     let phase = app.store.bot_phase(id).await?;
+    // Each file's name, size and type, so the page can show them without another request.
+    let media_ids: Vec<i64> = messages.iter().filter_map(|m| m.media_id).collect();
+    let files = app.store.media_many(&media_ids).await?;
     let messages: Vec<Value> = messages
         .into_iter()
         .map(|m| {
             let p = crate::bot::message_phase(phase, m.id);
+            let file = m.media_id.and_then(|id| files.iter().find(|f| f.id == id));
+            let file = file.map(|f| {
+                json!({
+                    "id": f.id, "kind": f.kind, "mime_type": f.mime_type, "filename": f.filename,
+                    "size_bytes": f.size_bytes, "state": f.state,
+                })
+            });
             let mut view = message_view(m);
             view["phase"] = p.into();
+            view["media"] = file.unwrap_or(Value::Null);
             view
         })
         .collect();

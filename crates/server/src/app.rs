@@ -330,6 +330,7 @@ pub fn router(state: AppState) -> Router {
             get(people_api::list_users).post(people_api::create_user),
         )
         .route("/users/{id}", patch(people_api::update_user))
+        .route("/agents", get(people_api::list_agents))
         .route(
             "/users/{id}/reset-password",
             post(people_api::reset_password),

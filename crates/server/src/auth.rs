@@ -251,7 +251,15 @@ pub async fn me(
                     .map(|(_, csrf)| csrf),
                 None => None,
             };
-            Ok(Json(json!({ "user": user, "csrf_token": csrf })))
+            let mut view = serde_json::to_value(&user).map_err(|e| ApiError::Internal(e.into()))?;
+            if let Some(desk) = app.store.desk_user(user.id).await? {
+                view["presence"] = desk.presence.into();
+                view["pause_reason"] = desk.pause_reason.into();
+                view["max_concurrent"] = desk.max_concurrent.into();
+                view["load"] = desk.load.into();
+                view["queue_ids"] = desk.queue_ids.into();
+            }
+            Ok(Json(json!({ "user": view, "csrf_token": csrf })))
         }
         Principal::ApiToken { id, name } => {
             Ok(Json(json!({ "api_token": { "id": id, "name": name } })))

@@ -63,6 +63,7 @@ pub async fn list_conversations(
         .store
         .desk_conversations(ConversationQuery {
             viewer: viewer(&who),
+            me: who.user_id().unwrap_or(0),
             scope,
             open_only: q.open,
             limit: q.limit.unwrap_or(100).clamp(1, 500),
@@ -285,13 +286,16 @@ pub async fn transfer(
         .conversation(id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    tell_customer_of_transfer(&app, &conversation, outcome.transfer_id).await;
+    if matches!(target, TransferTarget::Queue(_)) {
+        tell_customer_of_transfer(&app, &conversation, outcome.transfer_id).await;
+    }
     Ok(Json(
         json!({ "state": outcome.state, "transfer_id": outcome.transfer_id, "conversation": conversation }),
     ))
 }
 
-/// The destination queue's transfer message, when it has one.
+/// The destination queue's transfer message, when it has one (a transfer between agents is
+/// internal: the customer just keeps talking).
 async fn tell_customer_of_transfer(app: &AppState, c: &ConversationSummary, transfer_id: i64) {
     let template = match c.queue_id {
         Some(q) => app
@@ -349,10 +353,14 @@ pub async fn finalize(
         })?;
     let missing = missing_required_fields(&app, &conversation).await?;
     if !missing.is_empty() {
+        let labels: Vec<&str> = missing.iter().map(|f| f.label.as_str()).collect();
         return Err(ApiError::Unprocessable(
             "required_fields_missing",
-            format!("fill in the required fields: {}", missing.join(", ")),
-            json!(missing),
+            format!("fill in the required fields: {}", labels.join(", ")),
+            json!({
+                "fields": labels,
+                "keys": missing.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(),
+            }),
         ));
     }
     let note = req.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
@@ -397,7 +405,7 @@ async fn send_closing_message(app: &AppState, c: &ConversationSummary) {
 async fn missing_required_fields(
     app: &AppState,
     c: &ConversationSummary,
-) -> ApiResult<Vec<String>> {
+) -> ApiResult<Vec<CustomFieldRecord>> {
     let fields = app.store.custom_fields(c.queue_id.or(Some(0))).await?;
     let values = app.store.conversation_fields(c.id).await?;
     Ok(fields
@@ -409,7 +417,6 @@ async fn missing_required_fields(
                 .iter()
                 .any(|(k, v)| *k == key && !v.trim().is_empty())
         })
-        .map(|f| f.label)
         .collect())
 }
 

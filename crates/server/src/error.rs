@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -21,7 +21,7 @@ pub enum ApiError {
     TooManyRequests(String),
     #[error("{1}")]
     Unsupported(&'static str, String),
-    /// 422: understood but not acceptable yet; the value lists what is missing.
+    /// 422: understood but not acceptable yet; the object's fields are added to the error body.
     #[error("{1}")]
     Unprocessable(&'static str, String, serde_json::Value),
     #[error("internal error")]
@@ -65,8 +65,10 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %format!("{e:#}"), "request failed");
         }
         let mut error = json!({ "code": code, "message": self.to_string() });
-        if let ApiError::Unprocessable(_, _, fields) = &self {
-            error["fields"] = fields.clone();
+        if let (ApiError::Unprocessable(_, _, Value::Object(details)), Some(error)) =
+            (&self, error.as_object_mut())
+        {
+            error.extend(details.clone());
         }
         (status, Json(json!({ "error": error }))).into_response()
     }

@@ -424,17 +424,35 @@ pub async fn overview(State(app): State<AppState>, who: Principal) -> ApiResult<
         .iter()
         .filter(|u| u.active)
         .filter(|u| mine.is_none() || u.queue_ids.iter().any(|q| in_scope(*q)))
-        .map(|u| {
-            json!({
-                "id": u.id, "name": u.name, "role": u.role, "presence": u.presence,
-                "pause_reason": u.pause_reason, "load": u.load,
-                "limit": effective_limit(u, &all_queues), "queue_ids": u.queue_ids,
-            })
-        })
+        .map(|u| agent_view(u, &all_queues))
         .collect();
     Ok(Json(
         json!({ "queues": queues, "waiting_without_queue": unqueued, "agents": agents }),
     ))
+}
+
+/// What colleagues may know of a person: name, presence, load and limit (no e-mail).
+fn agent_view(u: &store::desk::DeskUser, queues: &[store::bot::QueueRecord]) -> Value {
+    json!({
+        "id": u.id, "name": u.name, "role": u.role, "presence": u.presence,
+        "pause_reason": u.pause_reason, "load": u.load,
+        "limit": effective_limit(u, queues), "queue_ids": u.queue_ids,
+    })
+}
+
+/// `GET /api/agents` (staff): the active people one may transfer to, with presence and load.
+pub async fn list_agents(State(app): State<AppState>, who: Principal) -> ApiResult<Json<Value>> {
+    who.require(STAFF)?;
+    let queues = app.store.queues().await?;
+    let agents: Vec<Value> = app
+        .store
+        .desk_users()
+        .await?
+        .iter()
+        .filter(|u| u.active)
+        .map(|u| agent_view(u, &queues))
+        .collect();
+    Ok(Json(json!({ "agents": agents })))
 }
 
 /// `POST /api/channels/{id}/test` (admin): asks Graph for the phone number with the channel's

@@ -345,13 +345,32 @@ impl Session {
             .await?
             .into_iter()
             .collect();
+        // What the tab may be showing now: a later move out of reach must still reach it.
+        let viewer = match user.role {
+            Role::Admin => store::desk_records::Viewer::Everything,
+            Role::Supervisor => store::desk_records::Viewer::Supervisor(user.id),
+            Role::Agent => store::desk_records::Viewer::Agent(user.id),
+        };
+        let known = app
+            .store
+            .desk_conversations(store::desk_records::ConversationQuery {
+                viewer,
+                me: user.id,
+                scope: store::desk_records::Scope::All,
+                open_only: true,
+                limit: 1000,
+            })
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
         Ok(Session {
             socket_id: NEXT_SOCKET.fetch_add(1, Ordering::Relaxed).unsigned_abs(),
             app,
             user,
             since,
             queue_ids,
-            known: HashSet::new(),
+            known,
             viewing: None,
         })
     }
@@ -506,6 +525,7 @@ impl Session {
                     }
                 };
                 if allowed {
+                    self.known.extend(conversation_id);
                     self.viewing = conversation_id;
                     self.app
                         .viewers

@@ -114,6 +114,7 @@ pub struct WaitingConversation {
     pub conversation_id: i64,
     pub queue_id: Option<i64>,
     pub waiting_agent_id: Option<i64>,
+    pub avoid_agent_id: Option<i64>,
     pub queued_at: Option<i64>,
     pub protocol: String,
     pub queue_name: Option<String>,
@@ -132,7 +133,7 @@ pub struct WaitingConversation {
 /// Waiting conversations in service order: queue priority, then the conversation's priority,
 /// then arrival.
 const WAITING_SELECT: &str = "SELECT c.id AS conversation_id, c.queue_id, c.waiting_agent_id,
-    c.queued_at, c.protocol, q.name AS queue_name, q.waiting_message, q.position_update_secs,
+    c.avoid_agent_id, c.queued_at, c.protocol, q.name AS queue_name, q.waiting_message, q.position_update_secs,
     q.max_wait_secs, q.max_wait_message, q.default_max_concurrent, c.position_notified,
     c.position_notified_at, c.max_wait_notified_at
     FROM conversations c LEFT JOIN queues q ON q.id = c.queue_id
@@ -161,7 +162,7 @@ macro_rules! assign_in_tx {
     ($tx:expr, $now:expr, $conversation_id:expr, $agent_id:expr, $by:expr, $how:expr) => {{
         sqlx::query(
             "UPDATE conversations SET state = 'assigned', agent_id = $2, assigned_at = $3,
-                waiting_agent_id = NULL
+                waiting_agent_id = NULL, avoid_agent_id = NULL
              WHERE id = $1",
         )
         .bind($conversation_id)
@@ -180,17 +181,18 @@ macro_rules! assign_in_tx {
 }
 
 macro_rules! requeue_in_tx {
-    ($tx:expr, $now:expr, $conversation_id:expr, $queue_id:expr, $waiting_agent_id:expr) => {{
+    ($tx:expr, $now:expr, $conversation_id:expr, $queue_id:expr, $waiting_agent_id:expr, $avoid:expr) => {{
         sqlx::query(
             "UPDATE conversations SET state = 'queued', agent_id = NULL, queue_id = $2,
                 waiting_agent_id = $3, queued_at = $4, position_notified = NULL,
-                position_notified_at = NULL, max_wait_notified_at = NULL
+                position_notified_at = NULL, max_wait_notified_at = NULL, avoid_agent_id = $5
              WHERE id = $1",
         )
         .bind($conversation_id)
         .bind($queue_id)
         .bind($waiting_agent_id)
         .bind($now)
+        .bind($avoid)
         .execute(&mut *$tx)
         .await?;
         let payload = json!({ "queue_id": $queue_id, "waiting_agent_id": $waiting_agent_id });
@@ -641,12 +643,12 @@ impl Store {
                         assign_in_tx!(tx, now, conversation_id, agent_id, by_user_id, "transfer");
                         ASSIGNED_STATE
                     } else {
-                        requeue_in_tx!(tx, now, conversation_id, from_queue, Some(agent_id));
+                        requeue_in_tx!(tx, now, conversation_id, from_queue, Some(agent_id), None::<i64>);
                         QUEUED_STATE
                     }
                 }
                 TransferTarget::Queue(queue_id) => {
-                    requeue_in_tx!(tx, now, conversation_id, Some(queue_id), None::<i64>);
+                    requeue_in_tx!(tx, now, conversation_id, Some(queue_id), None::<i64>, from_agent);
                     QUEUED_STATE
                 }
             };
@@ -704,6 +706,7 @@ fn to_waiting(w: &WaitingConversation) -> Waiting {
         queue_id: w.queue_id,
         only_agent_id: w.waiting_agent_id,
         default_limit: clamp_limit(w.default_max_concurrent.unwrap_or(DEFAULT_LIMIT)),
+        avoid_agent_id: w.avoid_agent_id,
     }
 }
 

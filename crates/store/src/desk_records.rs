@@ -34,6 +34,8 @@ pub enum Viewer {
 #[derive(Debug, Clone, Copy)]
 pub struct ConversationQuery {
     pub viewer: Viewer,
+    /// The caller's user id for `Mine` (0 for an integration, which has none).
+    pub me: i64,
     pub scope: Scope,
     pub open_only: bool,
     pub limit: i64,
@@ -71,13 +73,6 @@ impl ConversationQuery {
         };
         format!("WHERE {visible}{open}")
     }
-
-    fn viewer_id(&self) -> i64 {
-        match self.viewer {
-            Viewer::Everything => 0,
-            Viewer::Supervisor(id) | Viewer::Agent(id) => id,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -102,6 +97,10 @@ pub struct TransferRecord {
     pub to_agent_id: Option<i64>,
     pub to_queue_id: Option<i64>,
     pub note: Option<String>,
+    pub from_agent_name: Option<String>,
+    pub to_agent_name: Option<String>,
+    pub from_queue_name: Option<String>,
+    pub to_queue_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -193,7 +192,7 @@ impl Store {
         );
         Ok(on_read!(self, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(q.viewer_id())
+                .bind(q.me)
                 .bind(q.limit)
                 .fetch_all(pool)
                 .await?
@@ -262,8 +261,14 @@ impl Store {
         Ok(on_read!(self, pool => {
             sqlx::query_as(
                 "SELECT t.id, t.conversation_id, t.at, t.by_user_id, u.name AS by_name, t.from_agent_id,
-                    t.from_queue_id, t.to_agent_id, t.to_queue_id, t.note
+                    t.from_queue_id, t.to_agent_id, t.to_queue_id, t.note,
+                    fa.name AS from_agent_name, ta.name AS to_agent_name,
+                    fq.name AS from_queue_name, tq.name AS to_queue_name
                  FROM transfers t LEFT JOIN users u ON u.id = t.by_user_id
+                    LEFT JOIN users fa ON fa.id = t.from_agent_id
+                    LEFT JOIN users ta ON ta.id = t.to_agent_id
+                    LEFT JOIN queues fq ON fq.id = t.from_queue_id
+                    LEFT JOIN queues tq ON tq.id = t.to_queue_id
                  WHERE t.conversation_id = $1 ORDER BY t.id",
             )
             .bind(conversation_id)

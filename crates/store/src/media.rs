@@ -212,4 +212,17 @@ impl Store {
         });
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
+
+    /// These files, in no particular order (unknown ids are skipped).
+    pub async fn media_many(&self, ids: &[i64]) -> Result<Vec<MediaRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Integers only, so formatting them into the statement is safe.
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let sql = format!("SELECT {COLUMNS} FROM media WHERE id IN ({list})");
+        Ok(on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?
+        }))
+    }
 }

@@ -659,7 +659,16 @@ async fn the_authorization_matrix(app: TestApp) {
     assert_eq!(mel.get(&conv(worked)).await.0, 404);
     let listed = mel.get_ok("/api/conversations?scope=all").await;
     assert_eq!(listed["conversations"].as_array().unwrap().len(), 0);
-    // Agents cannot reach admin or supervisor endpoints.
+    // Agents list colleagues to transfer to (without their e-mail), not the users admin.
+    let colleagues = kai.get_ok("/api/agents").await;
+    assert!(
+        colleagues["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "Lia" && a["limit"] == 1)
+    );
+    assert!(!colleagues.to_string().contains("@atende.test"));
     assert_eq!(kai.get("/api/users").await.0, 403);
     assert_eq!(kai.get("/api/supervisor/overview").await.0, 403);
     assert_eq!(

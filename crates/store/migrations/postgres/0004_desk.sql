@@ -29,6 +29,8 @@ ALTER TABLE queues ADD COLUMN closing_message TEXT;
 
 -- a transfer to a busy agent waits in that agent's personal line
 ALTER TABLE conversations ADD COLUMN waiting_agent_id BIGINT;
+-- who transferred it to its queue: routing prefers anyone else
+ALTER TABLE conversations ADD COLUMN avoid_agent_id BIGINT;
 ALTER TABLE conversations ADD COLUMN assigned_at BIGINT;
 ALTER TABLE conversations ADD COLUMN close_reason TEXT;
 ALTER TABLE conversations ADD COLUMN disposition_id BIGINT;
