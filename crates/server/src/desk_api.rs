@@ -690,10 +690,16 @@ pub async fn delete_disposition(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     who.require(ADMIN)?;
-    if !app.store.deactivate_disposition(id).await? {
-        return Err(ApiError::NotFound);
+    removed(app.store.deactivate_disposition(id).await?)
+}
+
+/// The answer to a DELETE: 404 when there was nothing to remove.
+fn removed(found: bool) -> ApiResult<Json<Value>> {
+    if found {
+        Ok(Json(json!({ "ok": true })))
+    } else {
+        Err(ApiError::NotFound)
     }
-    Ok(Json(json!({ "ok": true })))
 }
 
 fn checked_text(what: &str, text: &str, max: usize) -> ApiResult<String> {
@@ -829,10 +835,7 @@ pub async fn delete_custom_field(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     who.require(ADMIN)?;
-    if !app.store.deactivate_custom_field(id).await? {
-        return Err(ApiError::NotFound);
-    }
-    Ok(Json(json!({ "ok": true })))
+    removed(app.store.deactivate_custom_field(id).await?)
 }
 
 #[derive(Deserialize)]
@@ -920,8 +923,5 @@ pub async fn delete_canned(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     who.require(MANAGERS)?;
-    if !app.store.delete_canned_response(id).await? {
-        return Err(ApiError::NotFound);
-    }
-    Ok(Json(json!({ "ok": true })))
+    removed(app.store.delete_canned_response(id).await?)
 }

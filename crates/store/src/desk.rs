@@ -291,43 +291,42 @@ impl Store {
 
     /// Replaces the queues a person belongs to.
     pub async fn set_user_queues(&self, user_id: i64, queue_ids: &[i64]) -> Result<()> {
-        let now = now_ms();
-        on_write!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("DELETE FROM queue_members WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            for queue_id in queue_ids {
-                sqlx::query("INSERT INTO queue_members (queue_id, user_id) VALUES ($1, $2)")
-                    .bind(queue_id)
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            insert_event!(tx, now, "queue.changed", None::<i64>, json!({ "user_id": user_id, "queue_ids": queue_ids }));
-            tx.commit().await?;
-        });
-        Ok(())
+        let pairs: Vec<(i64, i64)> = queue_ids.iter().map(|q| (*q, user_id)).collect();
+        let payload = json!({ "user_id": user_id, "queue_ids": queue_ids });
+        self.replace_memberships("user_id", user_id, &pairs, payload)
+            .await
     }
 
     /// Replaces the members of a queue.
     pub async fn set_queue_members(&self, queue_id: i64, user_ids: &[i64]) -> Result<()> {
+        let pairs: Vec<(i64, i64)> = user_ids.iter().map(|u| (queue_id, *u)).collect();
+        let payload = json!({ "queue_id": queue_id, "user_ids": user_ids });
+        self.replace_memberships("queue_id", queue_id, &pairs, payload)
+            .await
+    }
+
+    /// Deletes the memberships whose `column` is `id` and inserts `pairs` (queue id, user id), in
+    /// one transaction with a `queue.changed` event.
+    async fn replace_memberships(
+        &self,
+        column: &'static str,
+        id: i64,
+        pairs: &[(i64, i64)],
+        payload: serde_json::Value,
+    ) -> Result<()> {
         let now = now_ms();
+        let delete = format!("DELETE FROM queue_members WHERE {column} = $1");
         on_write!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query("DELETE FROM queue_members WHERE queue_id = $1")
-                .bind(queue_id)
-                .execute(&mut *tx)
-                .await?;
-            for user_id in user_ids {
+            sqlx::query(sqlx::AssertSqlSafe(delete)).bind(id).execute(&mut *tx).await?;
+            for (queue_id, user_id) in pairs {
                 sqlx::query("INSERT INTO queue_members (queue_id, user_id) VALUES ($1, $2)")
                     .bind(queue_id)
                     .bind(user_id)
                     .execute(&mut *tx)
                     .await?;
             }
-            insert_event!(tx, now, "queue.changed", None::<i64>, json!({ "queue_id": queue_id, "user_ids": user_ids }));
+            insert_event!(tx, now, "queue.changed", None::<i64>, payload);
             tx.commit().await?;
         });
         Ok(())
