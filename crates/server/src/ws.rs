@@ -549,3 +549,47 @@ async fn send(socket: &mut WebSocket, message: Value) -> anyhow::Result<()> {
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("host", host.parse().unwrap());
+        if let Some(o) = origin {
+            h.insert("origin", o.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn only_pages_of_this_host_may_open_the_socket() {
+        assert!(same_origin(&headers(
+            Some("http://127.0.0.1:8080"),
+            "127.0.0.1:8080"
+        )));
+        assert!(same_origin(&headers(
+            Some("https://atende.example.com"),
+            "atende.example.com"
+        )));
+        assert!(same_origin(&headers(None, "127.0.0.1:8080")));
+        assert!(!same_origin(&headers(
+            Some("http://evil.example"),
+            "127.0.0.1:8080"
+        )));
+        assert!(!same_origin(&headers(
+            Some("http://127.0.0.1:9999"),
+            "127.0.0.1:8080"
+        )));
+        assert!(!same_origin(&headers(Some("null"), "127.0.0.1:8080")));
+    }
+
+    #[test]
+    fn routing_wakes_only_for_events_that_change_capacity_or_demand() {
+        assert!(frees_or_adds_work("conversation.closed"));
+        assert!(frees_or_adds_work("presence.changed"));
+        assert!(!frees_or_adds_work("message.created"));
+        assert!(!frees_or_adds_work("message.status"));
+    }
+}
