@@ -170,7 +170,8 @@ export function messageBubble(m, { meId, findByWamid, onReply, onQuoteClick } = 
   if (m.media_id) body.push(mediaView(m));
   const location = m.kind === "location" ? locationText(m.content) : null;
   if (location) body.push(h("div", { class: "bubble-text with-icon" }, icon("location", { size: 16 }), location));
-  else if (m.body && !(m.media_id && m.kind === "document")) body.push(h("div", { class: "bubble-text", text: m.body }));
+  // A document's body is its caption, or its file name when it has none (already the link's text).
+  else if (m.body && !(m.media_id && m.kind === "document" && m.body === fileName(m))) body.push(h("div", { class: "bubble-text", text: m.body }));
   else if (!m.media_id) body.push(h("div", { class: "bubble-text" }, kindLabel(m.kind)));
   if (!isInbound(m)) body.push(sentOptions(m.content));
   if (m.status === "failed") {

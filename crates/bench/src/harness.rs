@@ -133,20 +133,7 @@ impl Harness {
         let record = self
             .state
             .store
-            .create_channel(&NewChannel {
-                name: spec.name.clone(),
-                phone_number_id: spec.phone_number_id.clone(),
-                waba_id: spec.waba_id.clone(),
-                display_phone_number: Some(spec.display_phone_number.clone()),
-                access_token_enc: secrets.encrypt(&spec.access_token),
-                app_secret_enc: secrets.encrypt(&spec.app_secret),
-                verify_token_enc: secrets.encrypt("bench-verify"),
-                // Nothing listens there: ingest never calls the Graph API (mark_read is off).
-                graph_base_url: "http://127.0.0.1:9/v23.0".to_owned(),
-                rate_limit_per_sec: 80,
-                mark_read: false,
-                is_simulator: false,
-            })
+            .create_channel(&new_channel(spec, secrets))
             .await?;
         self.state.channels.reload().await?;
         Ok(record.id)
@@ -169,6 +156,24 @@ impl Harness {
     }
 }
 
+/// The channel row for `spec`, its secrets encrypted with `secrets` (as the API does).
+pub fn new_channel(spec: &ChannelSpec, secrets: &server::secrets::SecretBox) -> NewChannel {
+    NewChannel {
+        name: spec.name.clone(),
+        phone_number_id: spec.phone_number_id.clone(),
+        waba_id: spec.waba_id.clone(),
+        display_phone_number: Some(spec.display_phone_number.clone()),
+        access_token_enc: secrets.encrypt(&spec.access_token),
+        app_secret_enc: secrets.encrypt(&spec.app_secret),
+        verify_token_enc: secrets.encrypt("bench-verify"),
+        // Nothing listens there: ingest never calls the Graph API (mark_read is off).
+        graph_base_url: "http://127.0.0.1:9/v23.0".to_owned(),
+        rate_limit_per_sec: 80,
+        mark_read: false,
+        is_simulator: false,
+    }
+}
+
 impl Harness {
     /// Runs a read-only query returning pairs of integers on a separate connection (for
     /// measurements the store API does not expose).
@@ -178,7 +183,18 @@ impl Harness {
         a: i64,
         b: i64,
     ) -> anyhow::Result<Vec<(i64, i64)>> {
-        let rows = match &self.database {
+        self.database.query_pairs(sql, a, b).await
+    }
+}
+
+impl Database {
+    async fn query_pairs(
+        &self,
+        sql: &'static str,
+        a: i64,
+        b: i64,
+    ) -> anyhow::Result<Vec<(i64, i64)>> {
+        let rows = match self {
             Database::Sqlite { url } => {
                 let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
                 let mut conn =
@@ -204,7 +220,9 @@ impl Harness {
         };
         Ok(rows)
     }
+}
 
+impl Harness {
     /// Gives the lease `name` to `holder` until `expires_at` (unix ms) whoever holds it now: a
     /// diagnostic lever to keep a worker idle (the inbox processor skips its work while another
     /// holder has the "inbox" lease). `expires_at = 0` hands it back. On SQLite this is a second
@@ -243,6 +261,132 @@ impl Harness {
             }
         }
         Ok(())
+    }
+}
+
+/// A throwaway database with no server attached, for scenarios that run the real `atende serve`
+/// binary as a child process (so its memory and CPU can be measured apart from the load
+/// generator). SQLite lives in a temporary directory (which is also the server's data directory);
+/// PostgreSQL in a fresh database dropped by [`ScratchDatabase::drop`].
+pub struct ScratchDatabase {
+    database: Database,
+    data_dir: tempfile::TempDir,
+}
+
+impl ScratchDatabase {
+    pub async fn create(backend: Backend) -> anyhow::Result<ScratchDatabase> {
+        let data_dir = tempfile::Builder::new()
+            .prefix("atende-bench-")
+            .tempdir()
+            .context("cannot create a temporary data directory")?;
+        let database = match backend {
+            Backend::Sqlite => Database::Sqlite {
+                url: format!("sqlite://{}", data_dir.path().join("atende.db").display()),
+            },
+            Backend::Postgres => create_pg_database().await?,
+        };
+        Ok(ScratchDatabase { database, data_dir })
+    }
+
+    pub fn url(&self) -> &str {
+        self.database.url()
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
+    }
+
+    /// See [`Harness::query_pairs`].
+    pub async fn query_pairs(
+        &self,
+        sql: &'static str,
+        a: i64,
+        b: i64,
+    ) -> anyhow::Result<Vec<(i64, i64)>> {
+        self.database.query_pairs(sql, a, b).await
+    }
+
+    /// Drops the PostgreSQL database (best effort); the SQLite directory goes with `self`.
+    pub async fn drop(self) {
+        drop_database(&self.database).await;
+    }
+}
+
+/// `atende serve` running as a child process on a [`ScratchDatabase`], listening on loopback.
+/// The demo (simulator channel) and the demo bot flow are off; the server's stderr is ours.
+pub struct ServerProcess {
+    child: tokio::process::Child,
+    pub pid: u32,
+    pub port: u16,
+}
+
+impl ServerProcess {
+    /// Starts `bin serve` with the database, data directory and secret key given, and waits
+    /// until `/health` answers (at most 60 s).
+    pub async fn spawn(
+        bin: &std::path::Path,
+        db: &ScratchDatabase,
+        secret_key: &str,
+    ) -> anyhow::Result<ServerProcess> {
+        // A free port: bind, read it, release it (the child binds it a moment later).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log = std::env::var("ATENDE_LOG").unwrap_or_else(|_| "warn".to_owned());
+        let mut child = tokio::process::Command::new(bin)
+            .arg("serve")
+            .env("DATABASE_URL", db.url())
+            .env("ATENDE_DATA_DIR", db.data_dir())
+            .env("ATENDE_SECRET_KEY", secret_key)
+            .env("ATENDE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("ATENDE_DEMO", "off")
+            .env("ATENDE_SEED_DEMO_FLOW", "false")
+            .env("ATENDE_LOG", log)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let pid = child.id().context("the server exited at once")?;
+        let http = reqwest::Client::new();
+        let health = format!("http://127.0.0.1:{port}/health");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                bail!("the server exited during start-up ({status})");
+            }
+            if let Ok(resp) = http.get(&health).send().await
+                && resp.status().is_success()
+            {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.start_kill();
+                bail!("the server did not answer /health within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(ServerProcess { child, pid, port })
+    }
+
+    /// Interrupts the server (SIGINT, like Ctrl-C: it drains its workers) and waits up to 30 s,
+    /// then kills it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let interrupted = tokio::process::Command::new("kill")
+            .args(["-INT", &self.pid.to_string()])
+            .status()
+            .await
+            .is_ok_and(|s| s.success());
+        if interrupted
+            && let Ok(status) =
+                tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await
+        {
+            status?;
+            return Ok(());
+        }
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        bail!("the server did not stop within 30 s of SIGINT and was killed")
     }
 }
 

@@ -2,11 +2,12 @@
 //! drives load against it over real HTTP and prints ONE JSON object on stdout; progress goes to
 //! stderr. Run with `cargo run --release -p bench -- <scenario> [options]`.
 //!
-//! Layout: one module per scenario (`ingest`, later `outbound`, `desk`, `bot`), sharing
+//! Layout: one module per scenario (`ingest`, `outbound`, `bot`, `desk`), sharing
 //! `harness` (server + database lifecycle), `load` (the closed-loop HTTP load generator) and
 //! `report` (percentiles, machine description, JSON shapes).
 
 mod bot;
+mod desk;
 mod harness;
 mod ingest;
 mod load;
@@ -34,6 +35,9 @@ enum Scenario {
     Outbound(outbound::OutboundArgs),
     /// The chatbot: customers walk the demo flow to the hand-off; webhook-to-reply latency.
     Bot(bot::BotArgs),
+    /// The agent desk: agents on WebSockets, open conversations, inbound messages;
+    /// webhook-to-WebSocket latency, server RSS and CPU.
+    Desk(desk::DeskArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,6 +65,7 @@ fn main() -> std::process::ExitCode {
             Scenario::Ingest(args) => ingest::run(args).await,
             Scenario::Outbound(args) => outbound::run(args).await,
             Scenario::Bot(args) => bot::run(args).await,
+            Scenario::Desk(args) => desk::run(args).await,
         }
     });
     match result {
