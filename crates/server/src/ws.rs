@@ -35,6 +35,8 @@ const MAX_CATCH_UP: i64 = 5_000;
 const GAP_PATIENCE: Duration = Duration::from_secs(1);
 /// Other instances' events are seen within this.
 const POLL: Duration = Duration::from_millis(100);
+/// Read and write buffer of one socket; messages are small JSON.
+const SOCKET_BUFFER: usize = 4 * 1024;
 /// "typing" lasts this long after the last keystroke notice.
 const TYPING_MS: i64 = 4_000;
 
@@ -50,30 +52,139 @@ pub struct LiveEvent {
     pub place: Option<ConversationPlace>,
 }
 
-/// The fan-out of the event log to this instance's sockets.
-#[derive(Clone)]
-pub struct EventFeed {
+/// Who a user is, as far as conversation events go. Mirrors `desk::access`: an admin sees
+/// everything; a supervisor their queues' conversations (and those without a queue) and their
+/// own; an agent their own, those waiting in their personal line, and those waiting for anyone in
+/// their queues.
+#[derive(Debug, Clone)]
+struct Audience {
+    user_id: i64,
+    role: Role,
+    queue_ids: HashSet<i64>,
+}
+
+impl Audience {
+    fn sees(&self, place: Option<&ConversationPlace>) -> bool {
+        let me = Some(self.user_id);
+        match (self.role, place) {
+            (Role::Admin, _) => true,
+            (_, None) => false,
+            (Role::Supervisor, Some(p)) => {
+                p.queue_id.is_none_or(|q| self.queue_ids.contains(&q))
+                    || p.agent_id == me
+                    || p.waiting_agent_id == me
+            }
+            (Role::Agent, Some(p)) => {
+                let waiting_for_anyone_here = p.state == store::bot::QUEUED_STATE
+                    && p.waiting_agent_id.is_none()
+                    && p.queue_id.is_none_or(|q| self.queue_ids.contains(&q));
+                p.agent_id == me || p.waiting_agent_id == me || waiting_for_anyone_here
+            }
+        }
+    }
+}
+
+/// One channel per connected user (all their tabs), so an event wakes only the sockets of the
+/// people it concerns.
+struct Listener {
+    audience: Audience,
     tx: broadcast::Sender<Arc<LiveEvent>>,
-    /// Every event up to this id has been broadcast.
+}
+
+#[derive(Default)]
+struct FeedState {
+    listeners: HashMap<i64, Listener>,
+    /// Per conversation, the users told about it and not yet told it left their reach.
+    told: HashMap<i64, HashSet<i64>>,
+}
+
+/// The fan-out of the event log to this instance's sockets.
+#[derive(Clone, Default)]
+pub struct EventFeed {
+    state: Arc<Mutex<FeedState>>,
+    /// Every event up to this id has been dispatched.
     cursor: Arc<AtomicI64>,
 }
 
 impl EventFeed {
     pub fn new() -> EventFeed {
-        EventFeed {
-            tx: broadcast::channel(8192).0,
-            cursor: Arc::new(AtomicI64::new(0)),
-        }
+        EventFeed::default()
     }
 
     pub fn cursor(&self) -> i64 {
         self.cursor.load(Ordering::Acquire)
     }
-}
 
-impl Default for EventFeed {
-    fn default() -> Self {
-        EventFeed::new()
+    fn lock(&self) -> std::sync::MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A tab of this user joins; `showing` are the conversations it may display now (a later
+    /// move out of the user's reach must still reach it).
+    fn subscribe(
+        &self,
+        audience: Audience,
+        showing: &[i64],
+    ) -> broadcast::Receiver<Arc<LiveEvent>> {
+        let mut state = self.lock();
+        for id in showing {
+            state.told.entry(*id).or_default().insert(audience.user_id);
+        }
+        let user_id = audience.user_id;
+        let listener = state.listeners.entry(user_id).or_insert_with(|| Listener {
+            audience: audience.clone(),
+            tx: broadcast::channel(1024).0,
+        });
+        listener.audience = audience;
+        listener.tx.subscribe()
+    }
+
+    /// Queue memberships changed: every listener's queues from `memberships` (queue, user).
+    fn set_memberships(&self, memberships: &[(i64, i64)]) {
+        let mut state = self.lock();
+        for (user_id, listener) in state.listeners.iter_mut() {
+            listener.audience.queue_ids = memberships
+                .iter()
+                .filter(|(_, u)| u == user_id)
+                .map(|(q, _)| *q)
+                .collect();
+        }
+    }
+
+    /// Sends an event to the users who may see it, plus, for a change of the conversation
+    /// itself, those who saw it until now (so it leaves their lists).
+    fn dispatch(&self, event: Arc<LiveEvent>) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        state.listeners.retain(|_, l| l.tx.receiver_count() > 0);
+        let Some(conversation_id) = event.conversation_id else {
+            for listener in state.listeners.values() {
+                let _ = listener.tx.send(event.clone());
+            }
+            return;
+        };
+        let moved = event.kind.starts_with("conversation.");
+        let before = state.told.remove(&conversation_id).unwrap_or_default();
+        let mut now = HashSet::new();
+        for (user_id, listener) in &state.listeners {
+            if listener.audience.sees(event.place.as_ref()) {
+                now.insert(*user_id);
+                let _ = listener.tx.send(event.clone());
+            } else if before.contains(user_id) {
+                if moved {
+                    let _ = listener.tx.send(event.clone());
+                } else {
+                    now.insert(*user_id);
+                }
+            }
+        }
+        let closed = event
+            .place
+            .as_ref()
+            .is_some_and(|p| p.state == store::bot::CLOSED_STATE);
+        if !now.is_empty() && !closed {
+            state.told.insert(conversation_id, now);
+        }
     }
 }
 
@@ -149,7 +260,13 @@ impl EventTailer {
             *gap_since = None;
             cursor = event.id;
             wake_routing |= frees_or_adds_work(&event.kind);
-            let _ = self.feed.tx.send(Arc::new(to_live(event, &places)));
+            if event.kind == "queue.changed" {
+                match self.store.memberships().await {
+                    Ok(memberships) => self.feed.set_memberships(&memberships),
+                    Err(e) => tracing::warn!(error = %e, "cannot reload queue memberships"),
+                }
+            }
+            self.feed.dispatch(Arc::new(to_live(event, &places)));
         }
         self.finish(wake_routing);
         (cursor, false)
@@ -300,6 +417,11 @@ pub async fn connect(
     if !same_origin(&headers) {
         return Err(ApiError::Forbidden("cross-origin WebSocket refused".into()));
     }
+    // Small buffers: tungstenite's defaults (128 KiB, zeroed before each read) cost a thousand
+    // idle tabs 150 MB and most of the CPU under load (see docs/performance.md, `desk`).
+    let upgrade = upgrade
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER);
     Ok(upgrade.on_upgrade(move |socket| async move {
         let session = Session::new(app, user, q.since).await;
         if let Ok(session) = session {
@@ -330,9 +452,9 @@ struct Session {
     user: User,
     socket_id: u64,
     since: Option<i64>,
-    queue_ids: HashSet<i64>,
-    /// Conversations this tab was told about, so that the event moving one out of the user's
-    /// reach still reaches the tab (and the conversation leaves its list).
+    audience: Audience,
+    /// Conversations the tab may be showing: during a catch-up, the event that moved one out of
+    /// the user's reach still reaches the tab (and the conversation leaves its list).
     known: HashSet<i64>,
     viewing: Option<i64>,
 }
@@ -366,10 +488,14 @@ impl Session {
             .collect();
         Ok(Session {
             socket_id: NEXT_SOCKET.fetch_add(1, Ordering::Relaxed).unsigned_abs(),
+            audience: Audience {
+                user_id: user.id,
+                role: user.role,
+                queue_ids,
+            },
             app,
             user,
             since,
-            queue_ids,
             known,
             viewing: None,
         })
@@ -389,7 +515,8 @@ impl Session {
 
     async fn serve(&mut self, socket: &mut WebSocket) -> anyhow::Result<()> {
         // Subscribe before reading the log so nothing falls between catch-up and live.
-        let mut events = self.app.feed.tx.subscribe();
+        let showing: Vec<i64> = self.known.iter().copied().collect();
+        let mut events = self.app.feed.subscribe(self.audience.clone(), &showing);
         let mut viewers = self.app.viewers.tx.subscribe();
         let mut sent = self.app.feed.cursor();
         send(socket, json!({ "type": "hello", "last_event_id": sent })).await?;
@@ -401,8 +528,9 @@ impl Session {
             tokio::select! {
                 event = events.recv() => match event {
                     Ok(event) if event.id > sent => {
+                        // The feed sends only what this user may see.
                         sent = event.id;
-                        self.forward(socket, &event).await?;
+                        send_event(socket, &event).await?;
                     }
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -450,57 +578,26 @@ impl Session {
             let ids: Vec<i64> = batch.iter().filter_map(|e| e.conversation_id).collect();
             let places = self.app.store.conversation_places(&ids).await?;
             for event in batch {
-                self.forward(socket, &to_live(event, &places)).await?;
+                let event = to_live(event, &places);
+                if self.may_see(&event) {
+                    send_event(socket, &event).await?;
+                }
             }
             cursor = last;
         }
         Ok(upto)
     }
 
-    async fn forward(&mut self, socket: &mut WebSocket, event: &LiveEvent) -> anyhow::Result<()> {
-        if event.kind == "queue.changed" {
-            self.queue_ids = self
-                .app
-                .store
-                .user_queue_ids(self.user.id)
-                .await?
-                .into_iter()
-                .collect();
-        }
-        if !self.may_see(event) {
-            return Ok(());
-        }
-        let mut message = serde_json::to_value(event)?;
-        message["type"] = "event".into();
-        send(socket, message).await
-    }
-
+    /// For the catch-up, read from the log: what the user sees now, and the moves of the
+    /// conversations the tab may be showing.
     fn may_see(&mut self, event: &LiveEvent) -> bool {
         let Some(conversation_id) = event.conversation_id else {
             return true;
         };
-        let visible = match (self.user.role, &event.place) {
-            (Role::Admin, _) => true,
-            (_, None) => false,
-            (Role::Supervisor, Some(p)) => {
-                p.queue_id.is_none_or(|q| self.queue_ids.contains(&q))
-                    || p.agent_id == Some(self.user.id)
-                    || p.waiting_agent_id == Some(self.user.id)
-            }
-            (Role::Agent, Some(p)) => {
-                let me = Some(self.user.id);
-                let waiting_for_anyone_here = p.state == store::bot::QUEUED_STATE
-                    && p.waiting_agent_id.is_none()
-                    && p.queue_id.is_none_or(|q| self.queue_ids.contains(&q));
-                p.agent_id == me || p.waiting_agent_id == me || waiting_for_anyone_here
-            }
-        };
-        if visible {
+        if self.audience.sees(event.place.as_ref()) {
             self.known.insert(conversation_id);
             return true;
         }
-        // Out of reach now (taken by someone else, transferred away): the tab learns of the move
-        // so it can drop the conversation, and nothing more.
         event.kind.starts_with("conversation.") && self.known.remove(&conversation_id)
     }
 
@@ -541,6 +638,12 @@ impl Session {
             }
         }
     }
+}
+
+async fn send_event(socket: &mut WebSocket, event: &LiveEvent) -> anyhow::Result<()> {
+    let mut message = serde_json::to_value(event)?;
+    message["type"] = "event".into();
+    send(socket, message).await
 }
 
 async fn send(socket: &mut WebSocket, message: Value) -> anyhow::Result<()> {
