@@ -331,14 +331,33 @@ export function createProtocolForm({ conversationId, editable, onOpenConversatio
 
   const onPageHide = () => flush();
   window.addEventListener("pagehide", onPageHide);
+  // A re-read that waited for the agent to leave the form.
+  let staleWhileEditing = false;
+  el.addEventListener("focusout", (event) => {
+    if (!staleWhileEditing || el.contains(event.relatedTarget)) return;
+    setTimeout(() => {
+      if (stopped || el.contains(document.activeElement)) return;
+      if (Object.keys(dirty).length || saving || saveSoon.pending()) return;
+      staleWhileEditing = false;
+      load();
+    }, 0);
+  });
   load();
 
   return {
     el,
     flush,
-    /** Re-reads the form (someone else changed it), unless the agent has edits pending. */
+    /**
+     * Re-reads the form (someone saved it). Never under the agent's fingers: while they have
+     * edits pending or a field of the form has focus (half-typed text that is not valid yet is
+     * not "pending"), the re-read waits until the focus leaves the form.
+     */
     reload() {
-      if (Object.keys(dirty).length || saving || saveSoon.pending()) return;
+      const editing = el.contains(document.activeElement);
+      if (editing || Object.keys(dirty).length || saving || saveSoon.pending()) {
+        staleWhileEditing = true;
+        return;
+      }
       load();
     },
     markMissing,
