@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use store::Store;
-use store::conversations::{InboundItem, InboundMedia, InboundMessageRecord, StatusRecord};
-use store::inbox::{Appended, InboxAppend, InboxRow};
+use store::conversations::{
+    ApplyReport, InboundItem, InboundMedia, InboundMessageRecord, StatusRecord,
+};
+use store::inbox::{Appended, InboxAppend};
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use whatsapp::webhook::{self, MessagesValue, StatusKind};
@@ -19,6 +21,8 @@ use crate::live::{Live, Notice};
 const MAX_GROUP: usize = 256;
 
 const INBOX_LEASE: &str = "inbox";
+/// Webhooks applied in one transaction at most.
+const APPLY_BATCH: usize = 50;
 /// Renewed before every batch (a batch takes well under a second); after a crash, another
 /// instance (or the restarted one) takes over within this time.
 const LEASE_MS: i64 = 5_000;
@@ -134,7 +138,7 @@ pub struct InboxProcessor {
 impl InboxProcessor {
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
-            match self.drain().await {
+            match self.drain(&shutdown).await {
                 Ok(()) => {}
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "inbox processing failed; will retry")
@@ -154,8 +158,13 @@ impl InboxProcessor {
         }
     }
 
-    async fn drain(&self) -> anyhow::Result<()> {
+    /// Applies pending webhooks in order while this instance holds the lease; stops between two
+    /// webhooks at shutdown (the rest stay pending for the next start or another instance).
+    async fn drain(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
         loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
             if !self
                 .store
                 .try_lease(INBOX_LEASE, &self.instance_id, LEASE_MS)
@@ -167,27 +176,57 @@ impl InboxProcessor {
             if rows.is_empty() {
                 return Ok(());
             }
+            // Consecutive good webhooks are applied together, in order, in one transaction: one
+            // commit for many when they arrive faster than commits can be made.
+            let mut batch: Vec<(i64, Vec<InboundItem>)> = Vec::new();
             for row in rows {
-                self.process(row).await?;
+                if shutdown.is_cancelled() {
+                    break;
+                }
+                match self.understand(&row.body) {
+                    Ok(items) => batch.push((row.id, items)),
+                    Err(reason) => {
+                        self.apply(&mut batch).await?;
+                        tracing::warn!(inbox_id = row.id, %reason, "webhook kept as dead letter");
+                        self.store.mark_inbox_dead(row.id, &reason).await?;
+                        self.live
+                            .publish(Notice::InboxProcessed { inbox_id: row.id });
+                    }
+                }
+                if batch.len() >= APPLY_BATCH {
+                    self.apply(&mut batch).await?;
+                }
             }
+            self.apply(&mut batch).await?;
         }
     }
 
-    async fn process(&self, row: InboxRow) -> anyhow::Result<()> {
-        let items = match self.understand(&row.body) {
-            Ok(items) => items,
-            Err(reason) => {
-                tracing::warn!(inbox_id = row.id, %reason, "webhook kept as dead letter");
-                self.store.mark_inbox_dead(row.id, &reason).await?;
-                self.live
-                    .publish(Notice::InboxProcessed { inbox_id: row.id });
-                return Ok(());
+    /// Applies and empties `batch`. When the batch fails as a whole, each webhook is applied on
+    /// its own, so one that cannot be applied holds up only itself (and what follows it).
+    async fn apply(&self, batch: &mut Vec<(i64, Vec<InboundItem>)>) -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match self.store.apply_inbound_batch(batch, &self.protocol).await {
+            Ok(report) => self.announce(&report, batch.iter().map(|(id, _)| *id)),
+            Err(e) if batch.len() > 1 => {
+                tracing::warn!(error = %e, rows = batch.len(), "batch failed; applying one by one");
+                for (inbox_id, items) in batch.iter() {
+                    let report = self
+                        .store
+                        .apply_inbound(*inbox_id, items, &self.protocol)
+                        .await?;
+                    self.announce(&report, [*inbox_id]);
+                }
             }
-        };
-        let report = self
-            .store
-            .apply_inbound(row.id, &items, &self.protocol)
-            .await?;
+            Err(e) => return Err(e.into()),
+        }
+        batch.clear();
+        Ok(())
+    }
+
+    /// Tells whoever is watching what the applied webhooks changed.
+    fn announce(&self, report: &ApplyReport, applied: impl IntoIterator<Item = i64>) {
         for conversation_id in &report.opened_conversations {
             self.live.publish(Notice::ConversationOpened {
                 conversation_id: *conversation_id,
@@ -209,9 +248,9 @@ impl InboxProcessor {
         if !report.new_media.is_empty() {
             self.media_wake.notify_one();
         }
-        self.live
-            .publish(Notice::InboxProcessed { inbox_id: row.id });
-        Ok(())
+        for inbox_id in applied {
+            self.live.publish(Notice::InboxProcessed { inbox_id });
+        }
     }
 
     /// Parses a stored body into store items; `Err(reason)` makes it a dead letter.

@@ -229,10 +229,22 @@ impl Store {
         items: &[InboundItem],
         protocol_cfg: &ProtocolConfig,
     ) -> Result<ApplyReport> {
+        self.apply_inbound_batch(&[(inbox_id, items.to_vec())], protocol_cfg)
+            .await
+    }
+
+    /// [`Store::apply_inbound`] for several stored webhooks, in their order, in one transaction
+    /// (one commit for many webhooks when they arrive faster than commits can be made).
+    pub async fn apply_inbound_batch(
+        &self,
+        batch: &[(i64, Vec<InboundItem>)],
+        protocol_cfg: &ProtocolConfig,
+    ) -> Result<ApplyReport> {
         let now = now_ms();
         let mut report = ApplyReport::default();
         on_write!(self, pool => {
             let mut tx = pool.begin().await?;
+            for (inbox_id, items) in batch {
             for item in items {
                 match item {
                     InboundItem::Message(m) => {
@@ -422,6 +434,7 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            }
             tx.commit().await?;
         });
         Ok(report)

@@ -254,7 +254,9 @@ async fn postgres_presence_ends_when_every_tab_is_gone() {
     presence_ends_when_every_tab_is_gone(Backend::Postgres).await;
 }
 
-async fn a_tab_learns_when_its_conversation_is_taken_away_and_then_hears_nothing_more(app: TestApp) {
+async fn a_tab_learns_when_its_conversation_is_taken_away_and_then_hears_nothing_more(
+    app: TestApp,
+) {
     let outra = queue(&app, "outra", json!({})).await;
     let gil = agent(&app, "Gil", 2, &[]).await;
     gil.set_presence("available").await;
@@ -263,15 +265,21 @@ async fn a_tab_learns_when_its_conversation_is_taken_away_and_then_hears_nothing
     // The tab opens after the assignment: no event about the conversation has reached it yet.
     let mut tab = gil.socket(None).await;
     hand_to_queue(&app, id, outra).await;
-    tab.wait_for("the move away", is_event("conversation.queued", id)).await;
+    tab.wait_for("the move away", is_event("conversation.queued", id))
+        .await;
     // From now on the conversation is none of Gil's business.
     customer_says(&app, "5511900000131", "Oi de novo").await;
     let other = app.open_conversation("5511900000132").await;
     let (_, skipped) = tab
-        .wait_for("the next conversation", is_event("conversation.opened", other))
+        .wait_for(
+            "the next conversation",
+            is_event("conversation.opened", other),
+        )
         .await;
     assert!(
-        skipped.iter().all(|m| m["kind"] != "message.created" || m["conversation_id"] != id),
+        skipped
+            .iter()
+            .all(|m| m["kind"] != "message.created" || m["conversation_id"] != id),
         "a message of a conversation taken away reached the tab: {skipped:?}"
     );
 }
