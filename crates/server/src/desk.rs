@@ -193,7 +193,9 @@ pub async fn seed_desk_defaults(store: &Store) -> anyhow::Result<()> {
                 "Nossos atendentes estão ocupados, mas você continua na fila. Obrigado pela paciência!".into(),
             ),
             default_max_concurrent: store::desk::DEFAULT_LIMIT,
-            transfer_message: Some("Sua conversa foi transferida para {{fila}}. Protocolo {{protocolo}}.".into()),
+            transfer_message: Some(
+                "Transferimos seu atendimento (protocolo {{protocolo}}). Em instantes você continua a conversa com nossa equipe.".into(),
+            ),
             closing_message: Some(
                 "Atendimento finalizado. Seu protocolo é {{protocolo}}. Obrigado pelo contato!".into(),
             ),

@@ -286,16 +286,14 @@ pub async fn transfer(
         .conversation(id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if matches!(target, TransferTarget::Queue(_)) {
-        tell_customer_of_transfer(&app, &conversation, outcome.transfer_id).await;
-    }
+    tell_customer_of_transfer(&app, &conversation, outcome.transfer_id).await;
     Ok(Json(
         json!({ "state": outcome.state, "transfer_id": outcome.transfer_id, "conversation": conversation }),
     ))
 }
 
-/// The destination queue's transfer message, when it has one (a transfer between agents is
-/// internal: the customer just keeps talking).
+/// The transfer message of the queue the conversation is in now (the destination queue, or its
+/// queue when it went to an agent), when it has one; once per transfer.
 async fn tell_customer_of_transfer(app: &AppState, c: &ConversationSummary, transfer_id: i64) {
     let template = match c.queue_id {
         Some(q) => app

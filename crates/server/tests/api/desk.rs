@@ -337,6 +337,12 @@ async fn transfer_to_an_agent_a_busy_agent_and_a_queue(app: TestApp) {
     assert_eq!(to_queue["state"], "queued");
     wait_assigned_to(&app, b, gabi.id).await;
     wait_text_to(&app, "5511900000031", "Transferimos você para VENDAS.").await;
+    // Once per transfer; the first one (to Gabi, with no queue yet) had no message to send.
+    let told = texts_to(&app, "5511900000031")
+        .iter()
+        .filter(|t| t.starts_with("Transferimos"))
+        .count();
+    assert_eq!(told, 1);
 
     let transfers = app
         .api_get(&format!("/api/conversations/{a}/transfers"))
