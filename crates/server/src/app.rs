@@ -152,6 +152,7 @@ impl Application {
             wake: inbox_wake.clone(),
             media_wake: media_wake.clone(),
             instance_id: instance_id.clone(),
+            yield_to: (store.backend() == store::Backend::Sqlite).then(|| inbox.clone()),
         };
         workers.spawn(processor.run(shutdown.clone()));
 

@@ -22,7 +22,7 @@ const MAX_GROUP: usize = 256;
 
 const INBOX_LEASE: &str = "inbox";
 /// Webhooks applied in one transaction at most.
-const APPLY_BATCH: usize = 50;
+const APPLY_BATCH: usize = 10;
 /// Renewed before every batch (a batch takes well under a second); after a crash, another
 /// instance (or the restarted one) takes over within this time.
 const LEASE_MS: i64 = 5_000;
@@ -58,6 +58,11 @@ impl InboxWriter {
             ));
         }
         InboxWriter { tx }
+    }
+
+    /// Webhooks handed over and not yet picked up by a writer.
+    pub fn waiting(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 
     /// Returns once the body is committed (or was already stored).
@@ -133,7 +138,14 @@ pub struct InboxProcessor {
     pub wake: Arc<Notify>,
     pub media_wake: Arc<Notify>,
     pub instance_id: String,
+    /// With SQLite's single writer: this instance's writer, whose acknowledgements go first.
+    pub yield_to: Option<InboxWriter>,
 }
+
+/// Longest the processor stands aside for waiting acknowledgements before one batch, so a
+/// sustained burst still gets processed (at least `APPLY_BATCH` webhooks per this much time).
+const MAX_YIELD: Duration = Duration::from_millis(20);
+const YIELD_STEP: Duration = Duration::from_millis(1);
 
 impl InboxProcessor {
     pub async fn run(self, shutdown: CancellationToken) {
@@ -172,6 +184,7 @@ impl InboxProcessor {
             {
                 return Ok(());
             }
+            self.let_acknowledgements_go_first().await;
             let rows = self.store.pending_inbox(100).await?;
             if rows.is_empty() {
                 return Ok(());
@@ -195,9 +208,22 @@ impl InboxProcessor {
                 }
                 if batch.len() >= APPLY_BATCH {
                     self.apply(&mut batch).await?;
+                    self.let_acknowledgements_go_first().await;
                 }
             }
             self.apply(&mut batch).await?;
+        }
+    }
+
+    /// Acknowledging a webhook (Meta waits for it) matters more than applying it, and on SQLite
+    /// both need the one write connection: while appends are waiting, stand aside a little.
+    async fn let_acknowledgements_go_first(&self) {
+        let Some(writer) = &self.yield_to else {
+            return;
+        };
+        let started = tokio::time::Instant::now();
+        while writer.waiting() > 0 && started.elapsed() < MAX_YIELD {
+            tokio::time::sleep(YIELD_STEP).await;
         }
     }
 
