@@ -326,7 +326,10 @@ impl DeskWorker {
     async fn inform_waiting(&self) -> anyhow::Result<()> {
         let now = store::now_ms();
         for w in self.store.waiting_conversations().await? {
-            self.inform_one(&w, now).await?;
+            // One customer's trouble must not keep the others uninformed.
+            if let Err(e) = self.inform_one(&w, now).await {
+                tracing::warn!(conversation_id = w.conversation_id, error = %format!("{e:#}"), "cannot inform a waiting customer");
+            }
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use store::auth::Role;
 use store::conversations::ConversationSummary;
-use store::desk::{AssignOutcome, TransferTarget};
+use store::desk::{AssignOutcome, StartOutcome, TransferTarget};
 use store::desk_records::{
     ConversationQuery, CustomFieldRecord, FormPatch, NewCustomField, Scope, Viewer,
 };
@@ -79,6 +79,9 @@ pub struct StartRequest {
     /// For supervisors, admins and integrations: whose it is (default: the caller; an
     /// integration's waits for routing).
     agent_id: Option<i64>,
+    /// Supervisors and admins: open it even above the agent's limit.
+    #[serde(default)]
+    exceed_limit: bool,
 }
 
 /// `POST /api/conversations`: starts a conversation with a customer (active contact), with its
@@ -110,10 +113,29 @@ pub async fn start_conversation(
         }
         (_, me) => me,
     };
-    let (id, created) = app
+    if req.exceed_limit {
+        who.require(MANAGERS)?;
+    }
+    let outcome = app
         .store
-        .start_conversation(channel.id, &wa_id, agent_id, &app.config.protocol)
+        .start_conversation(
+            channel.id,
+            &wa_id,
+            agent_id,
+            req.exceed_limit,
+            &app.config.protocol,
+        )
         .await?;
+    let (id, created) = match outcome {
+        StartOutcome::Created(id) => (id, true),
+        StartOutcome::Existing(id) => (id, false),
+        StartOutcome::AtCapacity => {
+            return Err(ApiError::Conflict(
+                "agent_at_capacity",
+                "the agent is at their limit of simultaneous conversations".into(),
+            ));
+        }
+    };
     app.live.publish(Notice::DeskChanged);
     let conversation = app
         .store
@@ -256,6 +278,19 @@ pub async fn transfer(
     let target = match (req.to_agent_id, req.to_queue_id) {
         (Some(agent), None) => {
             active_user(&app, agent).await?;
+            // Their personal line would wait for someone who is not coming (offline people are
+            // never routed to); paused people come back.
+            let offline = app
+                .store
+                .desk_user(agent)
+                .await?
+                .is_none_or(|u| u.presence == store::desk::Presence::Offline.as_str());
+            if offline {
+                return Err(ApiError::Conflict(
+                    "agent_offline",
+                    "this agent is offline: transfer to a queue or to someone available".into(),
+                ));
+            }
             TransferTarget::Agent(agent)
         }
         (None, Some(queue)) => {

@@ -96,7 +96,7 @@ pub async fn send(
         Some(id) => Some(wamid_in(&app, conversation_id, id).await?),
         None => None,
     };
-    let (content, media_id, body) = build_content(&app, conversation_id, req.content).await?;
+    let (content, media_id, body) = build_content(&app, &who, conversation_id, req.content).await?;
     content
         .validate()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -139,6 +139,7 @@ async fn wamid_in(app: &AppState, conversation_id: i64, message_id: i64) -> ApiR
 
 async fn build_content(
     app: &AppState,
+    who: &Principal,
     conversation_id: i64,
     content: SendContent,
 ) -> ApiResult<(OutboundContent, Option<i64>, Option<String>)> {
@@ -164,6 +165,17 @@ async fn build_content(
                         "media {media_id} does not exist or is not ready"
                     ))
                 })?;
+            // Only one's own upload, or a file already in this conversation: a media id is not a
+            // way to reach another customer's files.
+            let own = media.uploaded_by.is_some() && media.uploaded_by == who.user_id();
+            let here = app
+                .store
+                .media_conversations(media_id)
+                .await?
+                .contains(&conversation_id);
+            if !(own || here || who.role() == Role::Admin) {
+                return Err(ApiError::NotFound);
+            }
             let content = match media.kind.as_str() {
                 "image" => OutboundContent::Image {
                     media: pending(),

@@ -154,19 +154,18 @@ pub async fn update_user(
     Json(req): Json<UserPatchRequest>,
 ) -> ApiResult<Json<Value>> {
     who.require(MANAGERS)?;
-    let target = app.store.desk_user(id).await?.ok_or(ApiError::NotFound)?;
+    app.store.desk_user(id).await?.ok_or(ApiError::NotFound)?;
     if who.role() == Role::Supervisor {
         let only_limit = req.name.is_none()
             && req.role.is_none()
             && req.active.is_none()
             && req.queue_ids.is_none();
-        let mine = app.store.user_queue_ids(who.user_id().unwrap_or(0)).await?;
-        let shares_a_queue = target.queue_ids.iter().any(|q| mine.contains(q));
-        if !only_limit || target.role != Role::Agent.as_str() || !shares_a_queue {
+        if !only_limit {
             return Err(ApiError::Forbidden(
                 "a supervisor may only change the limit of agents of their queues".into(),
             ));
         }
+        supervises(&app, &who, id).await?;
     }
     if who.user_id() == Some(id) && (req.active == Some(false) || req.role.is_some()) {
         return Err(ApiError::Forbidden(
@@ -273,7 +272,23 @@ pub async fn set_user_presence(
     Json(req): Json<PresenceRequest>,
 ) -> ApiResult<Json<Value>> {
     who.require(MANAGERS)?;
+    if who.role() == Role::Supervisor && who.user_id() != Some(id) {
+        supervises(&app, &who, id).await?;
+    }
     set_presence(&app, id, req).await
+}
+
+/// 403 unless `id` is an agent sharing one of the supervisor's queues.
+async fn supervises(app: &AppState, who: &Principal, id: i64) -> ApiResult<()> {
+    let target = app.store.desk_user(id).await?.ok_or(ApiError::NotFound)?;
+    let mine = app.store.user_queue_ids(who.user_id().unwrap_or(0)).await?;
+    let shares_a_queue = target.queue_ids.iter().any(|q| mine.contains(q));
+    if target.role != Role::Agent.as_str() || !shares_a_queue {
+        return Err(ApiError::Forbidden(
+            "a supervisor acts only on agents of their queues".into(),
+        ));
+    }
+    Ok(())
 }
 
 async fn set_presence(app: &AppState, id: i64, req: PresenceRequest) -> ApiResult<Json<Value>> {

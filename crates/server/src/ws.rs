@@ -125,7 +125,7 @@ impl EventFeed {
         &self,
         audience: Audience,
         showing: &[i64],
-    ) -> broadcast::Receiver<Arc<LiveEvent>> {
+    ) -> (broadcast::Receiver<Arc<LiveEvent>>, i64) {
         let mut state = self.lock();
         for id in showing {
             state.told.entry(*id).or_default().insert(audience.user_id);
@@ -136,19 +136,25 @@ impl EventFeed {
             tx: broadcast::channel(1024).0,
         });
         listener.audience = audience;
-        listener.tx.subscribe()
+        // Read under the lock `dispatch` holds: the receiver gets every event after this id.
+        (listener.tx.subscribe(), self.cursor())
     }
 
-    /// Queue memberships changed: every listener's queues from `memberships` (queue, user).
-    fn set_memberships(&self, memberships: &[(i64, i64)]) {
+    /// People changed (deactivated, role, sessions ended): listeners of those who may no longer
+    /// watch are dropped (their sockets end); the others get their current role and queues.
+    fn set_people(&self, users: &[store::desk::DeskUser], with_session: &[i64]) {
         let mut state = self.lock();
-        for (user_id, listener) in state.listeners.iter_mut() {
-            listener.audience.queue_ids = memberships
-                .iter()
-                .filter(|(_, u)| u == user_id)
-                .map(|(q, _)| *q)
-                .collect();
-        }
+        state.listeners.retain(|user_id, listener| {
+            let Some(user) = users.iter().find(|u| u.id == *user_id) else {
+                return false;
+            };
+            let Some(role) = Role::parse(&user.role) else {
+                return false;
+            };
+            listener.audience.role = role;
+            listener.audience.queue_ids = user.queue_ids.iter().copied().collect();
+            user.active && with_session.contains(user_id)
+        });
     }
 
     /// Sends an event to the users who may see it, plus, for a change of the conversation
@@ -156,6 +162,7 @@ impl EventFeed {
     fn dispatch(&self, event: Arc<LiveEvent>) {
         let mut guard = self.lock();
         let state = &mut *guard;
+        self.cursor.store(event.id, Ordering::Release);
         state.listeners.retain(|_, l| l.tx.receiver_count() > 0);
         let Some(conversation_id) = event.conversation_id else {
             for listener in state.listeners.values() {
@@ -178,10 +185,9 @@ impl EventFeed {
                 }
             }
         }
-        let closed = event
-            .place
-            .as_ref()
-            .is_some_and(|p| p.state == store::bot::CLOSED_STATE);
+        // After the close itself nobody needs telling again (the place read for a batch may
+        // already say closed for the events before the close: those keep the list).
+        let closed = event.kind == "conversation.closed";
         if !now.is_empty() && !closed {
             state.told.insert(conversation_id, now);
         }
@@ -243,11 +249,14 @@ impl EventTailer {
         gap_since: &mut Option<tokio::time::Instant>,
     ) -> (i64, bool) {
         let ids: Vec<i64> = events.iter().filter_map(|e| e.conversation_id).collect();
-        let places = self
-            .store
-            .conversation_places(&ids)
-            .await
-            .unwrap_or_default();
+        let places = match self.store.conversation_places(&ids).await {
+            Ok(places) => places,
+            Err(e) => {
+                // Without places nobody could be told; try the same events again shortly.
+                tracing::warn!(error = %e, "cannot read conversation places");
+                return (cursor, true);
+            }
+        };
         let mut wake_routing = false;
         for event in events {
             if event.id != cursor + 1 {
@@ -260,10 +269,15 @@ impl EventTailer {
             *gap_since = None;
             cursor = event.id;
             wake_routing |= frees_or_adds_work(&event.kind);
-            if event.kind == "queue.changed" {
-                match self.store.memberships().await {
-                    Ok(memberships) => self.feed.set_memberships(&memberships),
-                    Err(e) => tracing::warn!(error = %e, "cannot reload queue memberships"),
+            if event.kind == "queue.changed" || event.kind == "user.changed" {
+                match (
+                    self.store.desk_users().await,
+                    self.store.users_with_sessions().await,
+                ) {
+                    (Ok(users), Ok(sessions)) => self.feed.set_people(&users, &sessions),
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::warn!(error = %e, "cannot reload people for live updates")
+                    }
                 }
             }
             self.feed.dispatch(Arc::new(to_live(event, &places)));
@@ -516,9 +530,8 @@ impl Session {
     async fn serve(&mut self, socket: &mut WebSocket) -> anyhow::Result<()> {
         // Subscribe before reading the log so nothing falls between catch-up and live.
         let showing: Vec<i64> = self.known.iter().copied().collect();
-        let mut events = self.app.feed.subscribe(self.audience.clone(), &showing);
+        let (mut events, mut sent) = self.app.feed.subscribe(self.audience.clone(), &showing);
         let mut viewers = self.app.viewers.tx.subscribe();
-        let mut sent = self.app.feed.cursor();
         send(socket, json!({ "type": "hello", "last_event_id": sent })).await?;
         if let Some(since) = self.since {
             sent = self.catch_up(socket, since, sent).await?;

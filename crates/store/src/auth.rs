@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::{Result, Store, StoreError, now_ms, on_read, on_write};
+use crate::{Result, Store, StoreError, insert_event, now_ms, on_read, on_write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -215,16 +215,31 @@ impl Store {
             .map(|u| (u, row.csrf_token)))
     }
 
-    /// Ends every session of a person (password reset, deactivation).
+    /// Ends every session of a person (password reset), with a `user.changed` event so open
+    /// live sockets of theirs close too.
     pub async fn delete_sessions_of(&self, user_id: i64) -> Result<()> {
+        let now = now_ms();
         on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
             sqlx::query("DELETE FROM sessions WHERE user_id = $1")
                 .bind(user_id)
-                .execute(pool)
-                .await?
-                .rows_affected()
+                .execute(&mut *tx)
+                .await?;
+            insert_event!(tx, now, "user.changed", None::<i64>, serde_json::json!({ "user_id": user_id }));
+            tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// People with a session that has not expired.
+    pub async fn users_with_sessions(&self) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> = on_read!(self, pool => {
+            sqlx::query_as("SELECT DISTINCT user_id FROM sessions WHERE expires_at > $1")
+                .bind(now_ms())
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {

@@ -157,67 +157,7 @@ macro_rules! allocate_protocol {
         protocol::format_protocol($cfg, &day, seq)
     }};
 }
-
-impl Store {
-    /// Starts a conversation with a contact from our side (an agent's active contact, an
-    /// integration), or returns the one already open. `agent_id`: it opens assigned to them;
-    /// otherwise it waits for routing. Returns (conversation id, whether it was created).
-    pub async fn start_conversation(
-        &self,
-        channel_id: i64,
-        wa_id: &str,
-        agent_id: Option<i64>,
-        protocol_cfg: &ProtocolConfig,
-    ) -> Result<(i64, bool)> {
-        let now = now_ms();
-        Ok(on_write!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let contact_id: i64 = sqlx::query_scalar(
-                "INSERT INTO contacts (channel_id, wa_id, created_at, updated_at) VALUES ($1, $2, $3, $3)
-                 ON CONFLICT (channel_id, wa_id) DO UPDATE SET updated_at = excluded.updated_at
-                 RETURNING id",
-            )
-            .bind(channel_id)
-            .bind(wa_id)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            let open: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM conversations WHERE contact_id = $1 AND closed_at IS NULL",
-            )
-            .bind(contact_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(id) = open {
-                tx.commit().await?;
-                return Ok((id, false));
-            }
-            let number = allocate_protocol!(tx, protocol_cfg, now);
-            let state = if agent_id.is_some() { crate::desk::ASSIGNED_STATE } else { INITIAL_STATE };
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO conversations (channel_id, contact_id, protocol, state, agent_id, opened_at,
-                    last_message_at, assigned_at, queued_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $6, CASE WHEN $5 IS NULL THEN NULL ELSE $6 END,
-                    CASE WHEN $5 IS NULL THEN $6 ELSE NULL END)
-                 RETURNING id",
-            )
-            .bind(channel_id)
-            .bind(contact_id)
-            .bind(&number)
-            .bind(state)
-            .bind(agent_id)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            insert_event!(tx, now, "conversation.opened", id, json!({ "protocol": number, "by": "staff" }));
-            if let Some(agent_id) = agent_id {
-                insert_event!(tx, now, "conversation.assigned", id, json!({ "agent_id": agent_id, "how": "started" }));
-            }
-            tx.commit().await?;
-            (id, true)
-        }))
-    }
-}
+pub(crate) use allocate_protocol;
 
 impl Store {
     /// Applies one stored webhook in a single transaction and marks its inbox row done. Idempotent:

@@ -10,7 +10,10 @@ use domain::routing::{self, Agent, Waiting};
 use serde::Serialize;
 use serde_json::json;
 
+use domain::protocol::{self, ProtocolConfig};
+
 use crate::bot::{CLOSED_STATE, QUEUED_STATE};
+use crate::conversations::allocate_protocol;
 use crate::{Backend, Result, Store, StoreError, insert_event, now_ms, on_read, on_write};
 
 /// Worked by an agent (`agent_id`).
@@ -99,6 +102,16 @@ pub enum AssignOutcome {
     AtCapacity,
     /// The conversation is closed or still with the bot.
     NotAssignable,
+}
+
+/// What starting a conversation with a customer did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOutcome {
+    Created(i64),
+    /// The customer already has an open conversation (this one).
+    Existing(i64),
+    /// The agent is at their limit (and exceeding it was not asked for).
+    AtCapacity,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -357,6 +370,14 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                // Nobody waits for someone who left.
+                sqlx::query(
+                    "UPDATE conversations SET waiting_agent_id = NULL
+                     WHERE state = 'queued' AND waiting_agent_id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
             }
             insert_event!(tx, now, "queue.changed", None::<i64>, json!({ "user_id": id }));
@@ -696,6 +717,79 @@ impl Store {
             affected
         });
         Ok(affected > 0)
+    }
+}
+
+impl Store {
+    /// Starts a conversation with a contact from our side (an agent's active contact, an
+    /// integration), or finds the one already open. With `agent_id` it opens assigned to them,
+    /// within their limit (under the routing lock) unless `exceed_limit`; otherwise it waits for
+    /// routing.
+    pub async fn start_conversation(
+        &self,
+        channel_id: i64,
+        wa_id: &str,
+        agent_id: Option<i64>,
+        exceed_limit: bool,
+        protocol_cfg: &ProtocolConfig,
+    ) -> Result<StartOutcome> {
+        let now = now_ms();
+        let postgres = self.backend() == Backend::Postgres;
+        Ok(on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROUTING_LOCK).execute(&mut *tx).await?;
+            }
+            let contact_id: i64 = sqlx::query_scalar(
+                "INSERT INTO contacts (channel_id, wa_id, created_at, updated_at) VALUES ($1, $2, $3, $3)
+                 ON CONFLICT (channel_id, wa_id) DO UPDATE SET updated_at = excluded.updated_at
+                 RETURNING id",
+            )
+            .bind(channel_id)
+            .bind(wa_id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            let open: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM conversations WHERE contact_id = $1 AND closed_at IS NULL",
+            )
+            .bind(contact_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = open {
+                tx.commit().await?;
+                return Ok(StartOutcome::Existing(id));
+            }
+            if let Some(agent) = agent_id {
+                let (load, limit) = load_and_limit!(tx, agent, None::<i64>);
+                if load >= limit && !exceed_limit {
+                    return Ok(StartOutcome::AtCapacity);
+                }
+            }
+            let number = allocate_protocol!(tx, protocol_cfg, now);
+            let state = if agent_id.is_some() { ASSIGNED_STATE } else { QUEUED_STATE };
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO conversations (channel_id, contact_id, protocol, state, agent_id, opened_at,
+                    last_message_at, assigned_at, queued_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, CASE WHEN $5 IS NULL THEN NULL ELSE $6 END,
+                    CASE WHEN $5 IS NULL THEN $6 ELSE NULL END)
+                 RETURNING id",
+            )
+            .bind(channel_id)
+            .bind(contact_id)
+            .bind(&number)
+            .bind(state)
+            .bind(agent_id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            insert_event!(tx, now, "conversation.opened", id, json!({ "protocol": number, "by": "staff" }));
+            if let Some(agent_id) = agent_id {
+                insert_event!(tx, now, "conversation.assigned", id, json!({ "agent_id": agent_id, "how": "started" }));
+            }
+            tx.commit().await?;
+            StartOutcome::Created(id)
+        }))
     }
 }
 

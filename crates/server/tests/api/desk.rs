@@ -311,6 +311,18 @@ async fn transfer_to_an_agent_a_busy_agent_and_a_queue(app: TestApp) {
     // Fabi no longer sees it.
     assert_eq!(fabi.get(&format!("/api/conversations/{a}")).await.0, 404);
 
+    // Nobody is transferred to an agent who is offline.
+    let hugo = agent(&app, "Hugo", 1, &[]).await;
+    let (status, body) = gabi
+        .post(
+            &format!("/api/conversations/{a}/transfer"),
+            &json!({ "to_agent_id": hugo.id }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("agent_offline"))
+    );
     // Gabi is full now: a transfer to her waits in her personal line.
     let b = app.open_conversation("5511900000032").await;
     wait_assigned_to(&app, b, fabi.id).await;
@@ -629,7 +641,7 @@ async fn the_authorization_matrix(app: TestApp) {
     // Kai works his own conversation, files included; they are his conversation's, not Lia's.
     assert_eq!(kai.get(&conv(worked)).await.0, 200);
     assert_eq!(kai.post(&send(worked), &text).await.0, 201);
-    let pdf = app.upload_ok(crate::samples::PDF, "contrato.pdf").await;
+    let pdf = kai.upload(crate::samples::PDF, "contrato.pdf").await;
     assert_eq!(
         kai.post(&send(worked), &json!({ "type": "media", "media_id": pdf }))
             .await
@@ -787,6 +799,15 @@ async fn the_authorization_matrix(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(no_csrf.status(), 403);
+    // Nor can a media id be used to pull someone else's file into one's own conversation.
+    let lias = app.open_conversation("5511900000079").await;
+    admin_patch_user(&app, lia.id, json!({ "max_concurrent": 2 })).await;
+    lia.set_presence("available").await;
+    wait_assigned_to(&app, lias, lia.id).await;
+    let (status, _) = lia
+        .post(&send(lias), &json!({ "type": "media", "media_id": pdf }))
+        .await;
+    assert_eq!(status, 404);
 }
 
 async fn users_passwords_and_the_supervisor_overview(app: TestApp) {
@@ -1028,6 +1049,14 @@ async fn an_agent_starts_a_conversation_with_a_protocol(app: TestApp) {
         .post("/api/conversations", &json!({ "wa_id": "5511988887777" }))
         .await;
     assert_eq!((status, &again["conversation"]["id"]), (200, &c["id"]));
+    // Her limit is 1: a second customer waits for an explicit decision.
+    let (status, body) = olga
+        .post("/api/conversations", &json!({ "wa_id": "5511988886666" }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("agent_at_capacity"))
+    );
     let paulo = agent(&app, "Paulo", 1, &[]).await;
     let (status, body) = paulo
         .post("/api/conversations", &json!({ "wa_id": "5511988887777" }))

@@ -611,6 +611,24 @@ impl Person {
         assert_eq!(status, 200, "presence {presence}: {answer}");
     }
 
+    /// Uploads a file as this person; returns its media id (asserting 201).
+    pub async fn upload(&self, bytes: &[u8], filename: &str) -> i64 {
+        let part = reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(filename.to_owned());
+        let resp = self
+            .http
+            .post(format!("{}/api/media", self.address))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .expect("upload");
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 201, "upload {filename}: {body}");
+        body["media"]["id"].as_i64().expect("media id")
+    }
+
     /// The cookie header, for clients other than reqwest (WebSocket).
     pub fn cookie(&self) -> &str {
         &self.cookie
@@ -718,6 +736,21 @@ impl LiveSocket {
                 return (message, skipped);
             }
             skipped.push(message);
+        }
+    }
+
+    /// Whether the server closes the socket within `timeout` (messages before that are skipped).
+    pub async fn ends_within(&mut self, timeout: Duration) -> bool {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Err(_) => return false,
+                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
         }
     }
 

@@ -165,6 +165,21 @@ async fn viewers_and_typing_are_shared_and_foreign_origins_refused(app: TestApp)
     let (ok, status) = caio.try_socket(None, Some(&app.address)).await;
     assert_eq!(status, 101);
     assert!(ok.is_some());
+
+    // Deactivated: the socket that was already open ends too.
+    let resp = app
+        .http
+        .patch(format!("{}/api/users/{}", app.address, caio.id))
+        .bearer_auth(&app.token)
+        .json(&json!({ "active": false }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        caio_tab.ends_within(Duration::from_secs(20)).await,
+        "the socket stayed open"
+    );
 }
 
 async fn presence_ends_when_every_tab_is_gone(backend: Backend) {
