@@ -153,6 +153,30 @@ const WAITING_SELECT: &str = "SELECT c.id AS conversation_id, c.queue_id, c.wait
     WHERE c.state = 'queued'
     ORDER BY COALESCE(q.priority, 0) DESC, c.priority DESC, COALESCE(c.queued_at, c.opened_at), c.id";
 
+/// Serializes everything that can raise a load (SQLite's single writer already does).
+macro_rules! take_routing_lock {
+    ($tx:expr, $postgres:expr) => {
+        if $postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(ROUTING_LOCK)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+
+/// (state, agent id, queue id) of a conversation, inside the routing transaction.
+macro_rules! current_place {
+    ($tx:expr, $conversation_id:expr) => {{
+        let place: Option<(String, Option<i64>, Option<i64>)> =
+            sqlx::query_as("SELECT state, agent_id, queue_id FROM conversations WHERE id = $1")
+                .bind($conversation_id)
+                .fetch_optional(&mut *$tx)
+                .await?;
+        place
+    }};
+}
+
 /// Current load and effective limit of an agent, inside the routing transaction.
 macro_rules! load_and_limit {
     ($tx:expr, $agent_id:expr, $queue_id:expr) => {{
@@ -537,9 +561,7 @@ impl Store {
         let postgres = self.backend() == Backend::Postgres;
         let plan = on_write!(self, pool => {
             let mut tx = pool.begin().await?;
-            if postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROUTING_LOCK).execute(&mut *tx).await?;
-            }
+            take_routing_lock!(tx, postgres);
             let waiting: Vec<WaitingConversation> =
                 sqlx::query_as(WAITING_SELECT).fetch_all(&mut *tx).await?;
             if waiting.is_empty() {
@@ -585,15 +607,8 @@ impl Store {
         let postgres = self.backend() == Backend::Postgres;
         let outcome = on_write!(self, pool => {
             let mut tx = pool.begin().await?;
-            if postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROUTING_LOCK).execute(&mut *tx).await?;
-            }
-            let current: Option<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
-                "SELECT state, agent_id, queue_id FROM conversations WHERE id = $1",
-            )
-            .bind(conversation_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            take_routing_lock!(tx, postgres);
+            let current = current_place!(tx, conversation_id);
             let Some((state, current_agent, queue_id)) = current else {
                 return Err(StoreError::NotFound);
             };
@@ -634,15 +649,8 @@ impl Store {
         let postgres = self.backend() == Backend::Postgres;
         let outcome = on_write!(self, pool => {
             let mut tx = pool.begin().await?;
-            if postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROUTING_LOCK).execute(&mut *tx).await?;
-            }
-            let current: Option<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
-                "SELECT state, agent_id, queue_id FROM conversations WHERE id = $1",
-            )
-            .bind(conversation_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            take_routing_lock!(tx, postgres);
+            let current = current_place!(tx, conversation_id);
             let Some((state, from_agent, from_queue)) = current else {
                 return Err(StoreError::NotFound);
             };
@@ -737,9 +745,7 @@ impl Store {
         let postgres = self.backend() == Backend::Postgres;
         Ok(on_write!(self, pool => {
             let mut tx = pool.begin().await?;
-            if postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROUTING_LOCK).execute(&mut *tx).await?;
-            }
+            take_routing_lock!(tx, postgres);
             let contact_id: i64 = sqlx::query_scalar(
                 "INSERT INTO contacts (channel_id, wa_id, created_at, updated_at) VALUES ($1, $2, $3, $3)
                  ON CONFLICT (channel_id, wa_id) DO UPDATE SET updated_at = excluded.updated_at
