@@ -259,6 +259,24 @@ const SESSION_COLUMNS: &str = "conversation_id, flow_version_id, state, last_inp
     started_at, last_activity_at, reminder_due_at, close_due_at, reminder_sent_at, finished_at,
     outcome, last_bot_message_id";
 
+/// Ends a conversation's running bot session (if any) with `outcome`, marking its last message
+/// as the end of the bot transcript, inside the caller's transaction.
+macro_rules! finish_bot_session {
+    ($tx:expr, $conversation_id:expr, $now:expr, $outcome:expr) => {
+        sqlx::query(
+            "UPDATE bot_sessions SET finished_at = $2, outcome = $3,
+                last_bot_message_id = COALESCE(last_bot_message_id,
+                    (SELECT MAX(id) FROM messages WHERE conversation_id = $1))
+             WHERE conversation_id = $1 AND finished_at IS NULL",
+        )
+        .bind($conversation_id)
+        .bind($now)
+        .bind($outcome)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+
 // ------------------------------------------------------------------------------------------ queues
 
 impl Store {
@@ -891,16 +909,7 @@ impl Store {
             .await?
             .rows_affected();
             if affected > 0 {
-                sqlx::query(
-                    "UPDATE bot_sessions SET finished_at = $2, outcome = 'handoff',
-                        last_bot_message_id = COALESCE(last_bot_message_id,
-                            (SELECT MAX(id) FROM messages WHERE conversation_id = $1))
-                     WHERE conversation_id = $1 AND finished_at IS NULL",
-                )
-                .bind(conversation_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                finish_bot_session!(tx, conversation_id, now, "handoff");
                 let payload = json!({ "queue_id": null, "priority": 0, "by": "bot" });
                 insert_event!(tx, now, "conversation.queued", conversation_id, payload);
             }
@@ -928,16 +937,7 @@ impl Store {
             .await?
             .rows_affected();
             if affected > 0 {
-                sqlx::query(
-                    "UPDATE bot_sessions SET finished_at = $2, outcome = 'ended',
-                        last_bot_message_id = COALESCE(last_bot_message_id,
-                            (SELECT MAX(id) FROM messages WHERE conversation_id = $1))
-                     WHERE conversation_id = $1 AND finished_at IS NULL",
-                )
-                .bind(conversation_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                finish_bot_session!(tx, conversation_id, now, "ended");
                 insert_event!(tx, now, "conversation.closed", conversation_id, json!({ "reason": reason }));
             }
             tx.commit().await?;
