@@ -6,18 +6,25 @@ use std::time::Duration;
 use graph_sim::{Customer, GraphSim, SimConfig, WebhookBuilder};
 use serde_json::json;
 
-use crate::cli::Install;
+use crate::cli::{Install, Server};
 use crate::helpers::{Backend, assert_each_customer_got_in_order, wait_until};
 
 const PNID: &str = "204000000000001";
 const SECRET: &str = "two-process-secret";
 const TOKEN: &str = "two-process-token";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_send_each_message_once_in_order() {
-    let Some(install) = Install::new(Backend::Postgres).await else {
-        return;
-    };
+/// One installation on a fresh PostgreSQL database with a channel pointed at its own graph-sim,
+/// an API token, and two `atende serve` processes on it.
+struct TwoProcesses {
+    a: Server,
+    b: Server,
+    api_token: String,
+    sim: GraphSim,
+    _install: Install,
+}
+
+async fn two_processes() -> Option<TwoProcesses> {
+    let install = Install::new(Backend::Postgres).await?;
     let sim = GraphSim::start(SimConfig::new(SECRET, TOKEN, PNID))
         .await
         .expect("graph-sim");
@@ -47,6 +54,27 @@ async fn two_processes_send_each_message_once_in_order() {
         .to_owned();
     let a = install.serve().await;
     let b = install.serve().await;
+    Some(TwoProcesses {
+        a,
+        b,
+        api_token,
+        sim,
+        _install: install,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_send_each_message_once_in_order() {
+    let Some(TwoProcesses {
+        a,
+        b,
+        api_token,
+        sim,
+        _install,
+    }) = two_processes().await
+    else {
+        return;
+    };
     sim.set_webhook_url(Some(a.webhook_url()));
 
     let builder = WebhookBuilder::new("204", PNID, "5511900000000");
@@ -119,36 +147,17 @@ async fn two_processes_send_each_message_once_in_order() {
 /// same moment (agents starting active contacts through either one) never share or skip a number.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_allocate_unique_sequential_protocols() {
-    let Some(install) = Install::new(Backend::Postgres).await else {
+    // Every part is bound (not `..`) so that graph-sim and the database live as long as the test.
+    let Some(TwoProcesses {
+        a,
+        b,
+        api_token,
+        sim: _sim,
+        _install,
+    }) = two_processes().await
+    else {
         return;
     };
-    let sim = GraphSim::start(SimConfig::new(SECRET, TOKEN, PNID))
-        .await
-        .expect("graph-sim");
-    install
-        .ok(
-            &[
-                "channel",
-                "add",
-                "--name",
-                "Dois",
-                "--phone-number-id",
-                PNID,
-                "--waba-id",
-                "204",
-                "--graph-base-url",
-                &sim.base_url(),
-            ],
-            &format!("{TOKEN}\n{SECRET}\nverify\n"),
-        )
-        .await;
-    let api_token = install
-        .ok(&["token", "create", "--name", "tests"], "")
-        .await
-        .trim()
-        .to_owned();
-    let a = install.serve().await;
-    let b = install.serve().await;
 
     const PER_PROCESS: usize = 40;
     let mut calls = Vec::new();
