@@ -1,11 +1,18 @@
 //! `bot`: the chatbot under load. The demo flow is seeded (as on a first start) and N customers
-//! walk it to the hand-off, up to `concurrency` of them at once: each sends "Oi" (one signed
-//! webhook), waits until graph-sim has received the bot's greeting (with the protocol number) and
-//! its menu, then picks "Falar com atendente" from the list (queue "atendimento", open 24/7) and
-//! waits for the hand-off message. Latency is measured per step, from the moment the webhook POST
+//! walk it to the hand-off: each sends "Oi" (one signed webhook), waits until graph-sim has
+//! received the bot's greeting (with the protocol number) and its menu, reads it for the think
+//! time, then picks "Falar com atendente" from the list (queue "atendimento", open 24/7) and waits
+//! for the hand-off message. Latency is measured per step, from the moment the webhook POST
 //! returned 200 to graph-sim's `received_at` of the first bot message to that customer after it.
+//!
+//! Two load models. Open loop (the default): customers arrive on a fixed schedule whatever the
+//! bot's speed, as people do; with the defaults (200 arrivals/s, 25 s think time) the last one
+//! arrives as the first one chooses, so all 5,000 are in the flow at once. Closed loop
+//! (`--closed-loop N`): N customers at a time, each replaced as soon as one finishes, with no think
+//! time: how many conversations per second the bot sustains, and the latency at that saturation.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -26,9 +33,35 @@ pub struct BotArgs {
     /// Customers walked through the demo flow to the hand-off.
     #[arg(long, default_value_t = 5_000)]
     pub customers: usize,
-    /// Customers in flight at once.
-    #[arg(long, default_value_t = 200)]
-    pub concurrency: usize,
+    /// Open loop: new customers per second, on schedule.
+    #[arg(long, default_value_t = 200.0)]
+    pub arrivals_per_sec: f64,
+    /// Open loop: how long a customer reads the menu before choosing, in ms.
+    #[arg(long, default_value_t = 25_000)]
+    pub think_ms: u64,
+    /// Closed loop instead: this many customers at once, no think time (saturation).
+    #[arg(long)]
+    pub closed_loop: Option<usize>,
+}
+
+impl BotArgs {
+    fn think(&self) -> Duration {
+        match self.closed_loop {
+            Some(_) => Duration::ZERO,
+            None => Duration::from_millis(self.think_ms),
+        }
+    }
+
+    fn load(&self) -> Value {
+        match self.closed_loop {
+            Some(n) => json!({ "model": "closed", "concurrency": n, "think_ms": 0 }),
+            None => json!({
+                "model": "open",
+                "arrivals_per_sec": self.arrivals_per_sec,
+                "think_ms": self.think_ms,
+            }),
+        }
+    }
 }
 
 /// How long a customer waits for each bot answer before counting an error.
@@ -38,8 +71,8 @@ const HANDOFF_ID: &str = "atendente";
 const HANDOFF_TITLE: &str = "Falar com atendente";
 
 pub async fn run(args: BotArgs) -> anyhow::Result<String> {
-    if args.customers == 0 || args.concurrency == 0 {
-        bail!("--customers and --concurrency must be positive");
+    if args.customers == 0 || args.closed_loop == Some(0) || args.arrivals_per_sec <= 0.0 {
+        bail!("--customers, --closed-loop and --arrivals-per-sec must be positive");
     }
     let mut results = Vec::new();
     for backend in args.backend.backends() {
@@ -49,7 +82,7 @@ pub async fn run(args: BotArgs) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(&json!({
         "scenario": "bot",
         "machine": report::machine(),
-        "note": "graph-sim (the fake Meta), the customers and the server share the machine's cores; status webhooks are off and the channel's rate limit is 1,000 msg/s so the outbound limiter is not what is measured; graph-sim's sent list is polled (copied) every >= 5 ms, which only paces the customers (latency uses graph-sim's own received_at)",
+        "note": "graph-sim (the fake Meta), the customers and the server share the machine's cores; status webhooks are off and the channel's rate limit is 1,000 msg/s so the outbound limiter is not what is measured; latency uses graph-sim's own received_at of each bot message",
         "results": results,
     }))?)
 }
@@ -61,11 +94,29 @@ struct Seen {
     text: String,
 }
 
-/// What graph-sim has received, by recipient, fed by one polling task; `generation` ticks on every
+/// What graph-sim has received, by recipient, fed by one following task; `generation` ticks on every
 /// batch of new messages so waiting customers re-check.
 struct Tracker {
     by_to: Mutex<HashMap<String, Vec<Seen>>>,
     generation: watch::Sender<u64>,
+}
+
+/// Customers between their first message and their last answer, and the most there ever were.
+#[derive(Default)]
+struct InFlow {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl InFlow {
+    fn enter(&self) {
+        let now = self.now.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn leave(&self) {
+        self.now.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -124,29 +175,42 @@ async fn run_backend(backend: Backend, args: &BotArgs) -> anyhow::Result<Value> 
         generation,
     });
     let stop_poll = CancellationToken::new();
-    let poller = tokio::spawn(poll(sim.clone(), tracker.clone(), stop_poll.clone()));
+    let follower = tokio::spawn(follow(sim.clone(), tracker.clone(), stop_poll.clone()));
 
     let outcome = Arc::new(Mutex::new(Outcome::default()));
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
+        .pool_max_idle_per_host(args.closed_loop.unwrap_or(256))
         .build()?;
     let url = harness.url("/webhooks/whatsapp");
     let spec = Arc::new(spec);
-    let permits = Arc::new(Semaphore::new(args.concurrency));
+    // Closed loop: a permit per customer in flight. Open loop: arrivals follow the clock.
+    let permits = Arc::new(Semaphore::new(
+        args.closed_loop.unwrap_or(Semaphore::MAX_PERMITS),
+    ));
+    let in_flow = Arc::new(InFlow::default());
+    let think = args.think();
     let cpu = report::CpuSampler::start();
     let started = Instant::now();
+    let schedule = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(args.customers);
     for i in 0..args.customers {
+        if args.closed_loop.is_none() {
+            let due = Duration::from_secs_f64(i as f64 / args.arrivals_per_sec);
+            tokio::time::sleep_until(schedule + due).await;
+        }
         let permit = permits.clone().acquire_owned().await?;
-        let (tracker, outcome, http, url, spec) = (
+        let (tracker, outcome, http, url, spec, in_flow) = (
             tracker.clone(),
             outcome.clone(),
             http.clone(),
             url.clone(),
             spec.clone(),
+            in_flow.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            customer(i, &tracker, &outcome, &http, &url, &spec).await;
+            in_flow.enter();
+            customer(i, think, &tracker, &outcome, &http, &url, &spec).await;
+            in_flow.leave();
             drop(permit);
         }));
         if (i + 1) % 1000 == 0 {
@@ -159,7 +223,7 @@ async fn run_backend(backend: Backend, args: &BotArgs) -> anyhow::Result<Value> 
     let wall = started.elapsed();
     let cpu = cpu.finish();
     stop_poll.cancel();
-    let max_poll_us = poller.await.unwrap_or(0);
+    let _ = follower.await;
 
     let protocols = harness
         .query_pairs(
@@ -193,7 +257,8 @@ async fn run_backend(backend: Backend, args: &BotArgs) -> anyhow::Result<Value> 
     Ok(json!({
         "backend": backend,
         "customers": args.customers,
-        "concurrency": args.concurrency,
+        "load": args.load(),
+        "peak_customers_in_flow": in_flow.peak.load(Ordering::Relaxed),
         "wall_s": round(secs, 2),
         "conversations_opened": o.greeted,
         "conversations_in_db": protocols.map(|(n, _)| n),
@@ -213,52 +278,39 @@ async fn run_backend(backend: Backend, args: &BotArgs) -> anyhow::Result<Value> 
             "both_steps": summary(&both),
         },
         "cpu": cpu,
-        "max_poll_copy_ms": round(max_poll_us as f64 / 1000.0, 1),
         "target": "webhook-to-bot-reply p99 < 100 ms (both steps)",
         "target_met": errors == 0 && p99_both < 100.0,
     }))
 }
 
-/// Copies graph-sim's sent list whenever it grew, appending the new messages to the tracker.
-/// Waits at least 5 ms between copies, and 4× as long as the copy took (the copy holds graph-sim's
-/// lock, so polling flat out would slow the sends it measures). Returns the longest copy (µs).
-async fn poll(sim: GraphSim, tracker: Arc<Tracker>, stop: CancellationToken) -> u64 {
+/// Appends graph-sim's new sends to the tracker as they are accepted, until `stop`.
+async fn follow(sim: GraphSim, tracker: Arc<Tracker>, stop: CancellationToken) {
     let mut seen = 0usize;
-    let mut max_copy = Duration::ZERO;
-    loop {
-        let stopping = stop.is_cancelled();
-        let t0 = Instant::now();
-        let all = sim.sent_messages();
-        let copy = t0.elapsed();
-        max_copy = max_copy.max(copy);
-        if all.len() > seen {
-            {
-                let mut by_to = tracker.by_to.lock().unwrap_or_else(|e| e.into_inner());
-                for m in &all[seen..] {
-                    let text = m.body["text"]["body"]
-                        .as_str()
-                        .or_else(|| m.body["interactive"]["body"]["text"].as_str())
-                        .unwrap_or_default()
-                        .to_owned();
-                    by_to.entry(digits(&m.to)).or_default().push(Seen {
-                        at: m.received_at,
-                        kind: m.kind().to_owned(),
-                        text,
-                    });
-                }
+    while !stop.is_cancelled() {
+        let new = tokio::select! {
+            new = sim.wait_for_sent_after(seen, Duration::from_millis(200)) => new,
+            _ = stop.cancelled() => return,
+        };
+        if new.is_empty() {
+            continue;
+        }
+        seen += new.len();
+        {
+            let mut by_to = tracker.by_to.lock().unwrap_or_else(|e| e.into_inner());
+            for m in &new {
+                let text = m.body["text"]["body"]
+                    .as_str()
+                    .or_else(|| m.body["interactive"]["body"]["text"].as_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                by_to.entry(digits(&m.to)).or_default().push(Seen {
+                    at: m.received_at,
+                    kind: m.kind().to_owned(),
+                    text,
+                });
             }
-            seen = all.len();
-            tracker.generation.send_modify(|g| *g += 1);
         }
-        drop(all);
-        if stopping {
-            return u64::try_from(max_copy.as_micros()).unwrap_or(u64::MAX);
-        }
-        let pause = (copy * 4).max(Duration::from_millis(5));
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = stop.cancelled() => {}
-        }
+        tracker.generation.send_modify(|g| *g += 1);
     }
 }
 
@@ -311,6 +363,7 @@ async fn post(http: &reqwest::Client, url: &str, spec: &ChannelSpec, payload: Va
 
 async fn customer(
     i: usize,
+    think: Duration,
     tracker: &Tracker,
     outcome: &Mutex<Outcome>,
     http: &reqwest::Client,
@@ -349,7 +402,8 @@ async fn customer(
         o.greeting_us.push(greeting_us);
     });
 
-    // Step 2: "Falar com atendente" from the list -> the hand-off message.
+    // Step 2, after reading the menu: "Falar com atendente" from the list -> the hand-off message.
+    tokio::time::sleep(think).await;
     let choice = builder.list_reply(&who, HANDOFF_ID, HANDOFF_TITLE, None).1;
     if !post(http, url, spec, choice).await {
         record(&|o| o.webhook_errors += 1);

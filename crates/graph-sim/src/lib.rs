@@ -397,6 +397,19 @@ impl GraphSim {
             .await
     }
 
+    /// Waits until more than `seen` sends were accepted or the timeout passes; returns the sends
+    /// after the first `seen` (empty on timeout). Copies only what is new, so a watcher of a long
+    /// run does not slow the server it watches.
+    pub async fn wait_for_sent_after(&self, seen: usize, timeout: Duration) -> Vec<SentMessage> {
+        self.shared
+            .wait_until(
+                timeout,
+                |s| s.sent.len() > seen,
+                |s| s.sent.get(seen..).map(<[_]>::to_vec).unwrap_or_default(),
+            )
+            .await
+    }
+
     /// Any stored media by id: business uploads and customer media alike.
     pub fn uploaded_media(&self, media_id: &str) -> Option<StoredMedia> {
         self.shared.lock().media.get(media_id).cloned()

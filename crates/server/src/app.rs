@@ -161,6 +161,7 @@ impl Application {
         let send_wake = Arc::new(Notify::new());
         let outbound = Outbound::new(store.clone(), live.clone(), send_wake.clone());
         let completions = crate::outbound::Completions::start(store.clone());
+        let late_slots = crate::outbound::LateSlots::start(store.clone());
         for n in 0..config.sender_workers.max(1) {
             let worker = SenderWorker {
                 store: store.clone(),
@@ -171,6 +172,7 @@ impl Application {
                 wake: send_wake.clone(),
                 worker_id: format!("{instance_id}-{n}"),
                 completions: completions.clone(),
+                late_slots: late_slots.clone(),
             };
             workers.spawn(worker.run(shutdown.clone()));
         }

@@ -2,12 +2,12 @@
 //! using the pure interpreter in `domain::flow`, and executes what it decides.
 //!
 //! One turn = one customer message (or the conversation opening): build the context (contact,
-//! protocol, saved answers, business hours of every queue), run the interpreter, enqueue the sends
-//! through the outbox with idempotency keys derived from the input message, then commit the new
-//! session state, saved answers, protocol-informed mark and hand-off/close in one transaction
-//! guarded by a compare-and-set on the session. A crash between the two steps re-runs the turn:
-//! the keys make the re-sent messages no-ops. Two instances racing on one turn: one commit wins,
-//! the other sends nothing new (same keys) and re-reads.
+//! protocol, saved answers, business hours of every queue), run the interpreter, then commit the
+//! turn's messages (with their outbox jobs), the new session state, saved answers,
+//! protocol-informed mark and hand-off/close in one transaction guarded by a compare-and-set on
+//! the session. Two instances racing on one turn: one commit wins, the other writes nothing and
+//! re-reads. Turns of different conversations that are ready together share one transaction (a
+//! [`GroupCommit`]), so a busy bot pays one commit for many customers.
 //!
 //! Work arrives from the in-process bus (`Live`: conversation opened, message created) and from a
 //! periodic sweep of the database (missed notices, other instances' webhooks, restarts, inactivity
@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use whatsapp::send::{ListRow, ListSection, MediaRef, OutboundContent, ReplyButton};
 
 use crate::config::Config;
+use crate::group_commit::GroupCommit;
 use crate::live::{Live, Notice};
 use crate::outbound::Outbound;
 
@@ -46,6 +47,8 @@ const MAX_TURNS_PER_PASS: usize = 50;
 /// Ask steps answered from known data in one turn, at most (a guard against odd flows).
 const MAX_SKIPPED_QUESTIONS: usize = 10;
 const SWEEP_BATCH: i64 = 500;
+/// Turns committed together at most.
+const MAX_TURN_GROUP: usize = 64;
 const DEFAULT_REMINDER_TEXT: &str =
     "Você ainda está aí? É só responder a mensagem acima para continuar o atendimento.";
 const DEFAULT_CLOSE_TEXT: &str = "Como não recebemos sua resposta, encerramos este atendimento (protocolo {{protocolo}}). Se precisar, é só mandar uma nova mensagem.";
@@ -599,6 +602,61 @@ fn outbound_content(action: &Action) -> Option<Send> {
     })
 }
 
+/// A bot message for the outbox, keyed so that a turn re-planned after a failure reuses it.
+fn bot_message(
+    conversation_id: i64,
+    (content, body, media_id): Send,
+    key: String,
+) -> anyhow::Result<NewOutbound> {
+    Ok(NewOutbound {
+        conversation_id,
+        author: "bot".into(),
+        author_user_id: None,
+        kind: content.kind().into(),
+        body,
+        content_json: serde_json::to_string(&content)?,
+        reply_to_wamid: None,
+        media_id,
+        idempotency_key: Some(key),
+    })
+}
+
+/// The session a conversation's first turn starts from, before it is stored (the turn stores it).
+fn unbound_session(conversation_id: i64, flow_version_id: i64, first_input: i64) -> BotSession {
+    let now = store::now_ms();
+    BotSession {
+        conversation_id,
+        flow_version_id,
+        state: None,
+        last_input_message_id: first_input,
+        started_at: now,
+        last_activity_at: now,
+        reminder_due_at: None,
+        close_due_at: None,
+        reminder_sent_at: None,
+        finished_at: None,
+        outcome: None,
+        last_bot_message_id: None,
+    }
+}
+
+/// The group writer's work: all turns in one transaction; if that fails, each on its own, so one
+/// turn that cannot be applied holds up only itself.
+async fn apply_turns(store: &Store, turns: &[BotTurn]) -> Vec<Result<Option<Vec<i64>>, String>> {
+    match store.apply_bot_turns(turns).await {
+        Ok(applied) => applied.into_iter().map(Ok).collect(),
+        Err(e) if turns.len() > 1 => {
+            tracing::warn!(error = %e, turns = turns.len(), "bot turn group failed; applying one by one");
+            let mut results = Vec::with_capacity(turns.len());
+            for turn in turns {
+                results.push(store.apply_bot_turn(turn).await.map_err(|e| e.to_string()));
+            }
+            results
+        }
+        Err(e) => vec![Err(e.to_string())],
+    }
+}
+
 /// Timers of the bot, from the configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct BotSettings {
@@ -638,12 +696,19 @@ struct Inner {
     /// Messages this worker enqueued: their "created" notices need no processing.
     own_messages: Mutex<HashSet<i64>>,
     permits: Semaphore,
+    /// Applies turns, many per transaction; answers the turn's new message ids, or `None` when
+    /// another worker applied it first.
+    turns: GroupCommit<BotTurn, Option<Vec<i64>>>,
 }
 
 /// What a turn reacts to.
 enum TurnInput {
     /// The flow starts; the message that opened the conversation, if it is still there.
-    Start { opening: Option<MessageRecord> },
+    /// `binding`: the flow version this turn binds the conversation to (no session yet).
+    Start {
+        opening: Option<MessageRecord>,
+        binding: Option<i64>,
+    },
     /// A customer message while the flow waits in `state`.
     Message {
         state: BotState,
@@ -658,9 +723,18 @@ struct Timers {
 
 impl BotWorker {
     pub fn new(store: Store, outbound: Outbound, live: Live, settings: BotSettings) -> BotWorker {
-        let concurrency = match store.backend() {
-            store::Backend::Sqlite => 4,
-            store::Backend::Postgres => 16,
+        // Turns mostly read and then wait for a shared commit, so many may be in flight; on
+        // PostgreSQL they also share the connection pool with everything else.
+        let (concurrency, writers) = match store.backend() {
+            store::Backend::Sqlite => (32, 1),
+            store::Backend::Postgres => (16, 2),
+        };
+        let turns = {
+            let store = store.clone();
+            GroupCommit::start(MAX_TURN_GROUP, writers, move |turns: Vec<BotTurn>| {
+                let store = store.clone();
+                async move { apply_turns(&store, &turns).await }
+            })
         };
         BotWorker {
             inner: Arc::new(Inner {
@@ -672,6 +746,7 @@ impl BotWorker {
                 busy: Mutex::new(HashMap::new()),
                 own_messages: Mutex::new(HashSet::new()),
                 permits: Semaphore::new(concurrency),
+                turns,
             }),
         }
     }
@@ -762,11 +837,15 @@ impl BotWorker {
             if conv.state != BOT_STATE || conv.closed_at.is_some() {
                 return Ok(());
             }
-            let Some(session) = store.bot_session(conversation_id).await? else {
-                match store.current_flow_version(conv.channel_id).await? {
+            let (session, binding) = match store.bot_session(conversation_id).await? {
+                Some(session) => (session, None),
+                None => match store.current_flow_version(conv.channel_id).await? {
+                    // The first turn binds the conversation to the flow's current version.
                     Some(version) => {
-                        store.start_bot_session(conversation_id, version.id).await?;
-                        continue;
+                        let opening = store.next_bot_input(conversation_id, 0).await?;
+                        let first_input = opening.as_ref().map_or(0, |m| m.id);
+                        let session = unbound_session(conversation_id, version.id, first_input);
+                        (session, Some((version.id, opening)))
                     }
                     None => {
                         tracing::warn!(
@@ -776,7 +855,7 @@ impl BotWorker {
                         self.release(&conv).await?;
                         return Ok(());
                     }
-                }
+                },
             };
             if session.finished_at.is_some() {
                 return Ok(());
@@ -791,12 +870,15 @@ impl BotWorker {
             };
             match &session.state {
                 None => {
-                    let opening = match session.last_input_message_id {
-                        0 => None,
-                        id => store.message(id).await?,
+                    let (binding, opening) = match binding {
+                        Some((version, opening)) => (Some(version), opening),
+                        None => match session.last_input_message_id {
+                            0 => (None, None),
+                            id => (None, store.message(id).await?),
+                        },
                     };
-                    self.turn(&conv, &session, &loaded, TurnInput::Start { opening })
-                        .await?;
+                    let start = TurnInput::Start { opening, binding };
+                    self.turn(&conv, &session, &loaded, start).await?;
                 }
                 Some(state_json) => match store
                     .next_bot_input(conversation_id, session.last_input_message_id)
@@ -900,32 +982,44 @@ impl BotWorker {
         }
     }
 
-    /// Enqueues one bot message; returns its id.
-    async fn send(
-        &self,
-        conversation_id: i64,
-        (content, body, media_id): Send,
-        key: String,
-    ) -> anyhow::Result<i64> {
-        let new = NewOutbound {
-            conversation_id,
-            author: "bot".into(),
-            author_user_id: None,
-            kind: content.kind().into(),
-            body,
-            content_json: serde_json::to_string(&content)?,
-            reply_to_wamid: None,
-            media_id,
-            idempotency_key: Some(key),
-        };
-        let enqueued = self.inner.outbound.enqueue(new).await?;
+    /// Enqueues one bot message outside a turn; returns its id.
+    async fn send(&self, conversation_id: i64, send: Send, key: String) -> anyhow::Result<i64> {
+        let enqueued = self
+            .inner
+            .outbound
+            .enqueue(bot_message(conversation_id, send, key)?)
+            .await?;
         let id = enqueued.message().id;
-        if let Enqueued::Created(_) = enqueued
-            && let Ok(mut own) = self.inner.own_messages.lock()
-        {
-            own.insert(id);
+        if let Enqueued::Created(_) = enqueued {
+            self.remember_own(&[id]);
         }
         Ok(id)
+    }
+
+    fn remember_own(&self, message_ids: &[i64]) {
+        if let Ok(mut own) = self.inner.own_messages.lock() {
+            own.extend(message_ids);
+        }
+    }
+
+    /// Commits a turn (with the turns of other conversations ready at the same time) and
+    /// announces its messages; false when another worker applied it first.
+    async fn commit(&self, turn: BotTurn) -> anyhow::Result<bool> {
+        let conversation_id = turn.conversation_id;
+        let applied = self
+            .inner
+            .turns
+            .submit(turn)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot apply the bot turn: {e}"))?;
+        let Some(created) = applied else {
+            tracing::debug!(conversation_id, "bot turn applied elsewhere first");
+            return Ok(false);
+        };
+        // Known as ours before anyone hears of them, so they do not wake this worker again.
+        self.remember_own(&created);
+        self.inner.outbound.announce(conversation_id, &created);
+        Ok(true)
     }
 
     /// One turn: the flow start (`input` None) or one customer message.
@@ -939,18 +1033,21 @@ impl BotWorker {
         let store = &self.inner.store;
         let now = store::now_ms();
         let timers = self.timers(loaded);
-        let (state, message, bot_input) = match input {
-            TurnInput::Start { opening } => (None, None, opening.as_ref().and_then(bot_input)),
+        let (state, message, bot_input, binding) = match input {
+            TurnInput::Start { opening, binding } => {
+                (None, None, opening.as_ref().and_then(bot_input), binding)
+            }
             TurnInput::Message { state, message } => {
                 let input = bot_input(&message);
-                (Some(state), Some(message), input)
+                (Some(state), Some(message), input, None)
             }
         };
         if let (Some(message), None) = (&message, &bot_input) {
             // Not an answer (a reaction, a system notice): consumed without a turn.
-            return Ok(store
-                .apply_bot_turn(&BotTurn {
+            return self
+                .commit(BotTurn {
                     conversation_id: conv.id,
+                    start_flow_version: None,
                     expect_last_input: session.last_input_message_id,
                     expect_started: true,
                     require_no_pending_input: false,
@@ -963,8 +1060,9 @@ impl BotWorker {
                     fields: Vec::new(),
                     protocol_sent: false,
                     finish: None,
+                    sends: Vec::new(),
                 })
-                .await?);
+                .await;
         }
         let queues = store.queues().await?;
         let fields = store.conversation_fields(conv.id).await?;
@@ -1090,11 +1188,11 @@ impl BotWorker {
             .as_ref()
             .map(|m| m.id)
             .unwrap_or(session.last_input_message_id);
-        let mut last_message_id = input_message_id;
-        for (n, send) in sends.into_iter().enumerate() {
-            let id = self.send(conv.id, send, format!("{key_base}:{n}")).await?;
-            last_message_id = last_message_id.max(id);
-        }
+        let sends = sends
+            .into_iter()
+            .enumerate()
+            .map(|(n, send)| bot_message(conv.id, send, format!("{key_base}:{n}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let state_json = match (&finish, &outcome.state) {
             (None, Some(state)) => Some(serde_json::to_string(state)?),
             _ => None,
@@ -1104,34 +1202,28 @@ impl BotWorker {
             (None, None) => Some((BotOutcome::Ended, None)),
             (f, _) => f,
         };
-        let applied = store
-            .apply_bot_turn(&BotTurn {
-                conversation_id: conv.id,
-                expect_last_input: session.last_input_message_id,
-                expect_started: session.state.is_some(),
-                require_no_pending_input: false,
-                input_message_id,
-                state_json,
-                activity: true,
-                reminder_due_at: Some(now + timers.reminder_ms),
-                close_due_at: Some(now + timers.close_ms),
-                contact,
-                fields: fields_out,
-                protocol_sent,
-                finish: finish.map(|(outcome, handoff)| BotFinish {
-                    outcome,
-                    handoff,
-                    last_bot_message_id: Some(last_message_id),
-                }),
-            })
-            .await?;
-        if !applied {
-            tracing::debug!(
-                conversation_id = conv.id,
-                "bot turn applied elsewhere first"
-            );
-        }
-        Ok(applied)
+        self.commit(BotTurn {
+            conversation_id: conv.id,
+            start_flow_version: binding,
+            expect_last_input: session.last_input_message_id,
+            expect_started: session.state.is_some(),
+            require_no_pending_input: false,
+            input_message_id,
+            state_json,
+            activity: true,
+            reminder_due_at: Some(now + timers.reminder_ms),
+            close_due_at: Some(now + timers.close_ms),
+            contact,
+            fields: fields_out,
+            protocol_sent,
+            finish: finish.map(|(outcome, handoff)| BotFinish {
+                outcome,
+                handoff,
+                last_bot_message_id: Some(input_message_id),
+            }),
+            sends,
+        })
+        .await
     }
 
     /// The queue a hand-off names; created (always open) when an admin has not created it yet, so
@@ -1178,15 +1270,14 @@ impl BotWorker {
             let template = i.close_text.as_deref().unwrap_or(DEFAULT_CLOSE_TEXT);
             let text = domain::text::render_template(template, &ctx.vars);
             let key = format!("bot:{}:close:{}", conv.id, session.last_input_message_id);
-            let mut last = session.last_input_message_id;
-            if !text.trim().is_empty() {
-                last = last.max(self.send(conv.id, text_send(text), key).await?);
-            }
+            let sends = match text.trim().is_empty() {
+                true => Vec::new(),
+                false => vec![bot_message(conv.id, text_send(text), key)?],
+            };
             let closed = self
-                .inner
-                .store
-                .apply_bot_turn(&BotTurn {
+                .commit(BotTurn {
                     conversation_id: conv.id,
+                    start_flow_version: None,
                     expect_last_input: session.last_input_message_id,
                     expect_started: true,
                     // The customer answered just now: not abandoned after all.
@@ -1202,8 +1293,9 @@ impl BotWorker {
                     finish: Some(BotFinish {
                         outcome: BotOutcome::AbandonedInBot,
                         handoff: None,
-                        last_bot_message_id: Some(last),
+                        last_bot_message_id: Some(session.last_input_message_id),
                     }),
+                    sends,
                 })
                 .await?;
             if closed {

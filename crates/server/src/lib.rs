@@ -15,6 +15,7 @@ pub mod desk;
 pub mod desk_api;
 pub mod error;
 pub mod flows_api;
+pub mod group_commit;
 pub mod inbox;
 pub mod live;
 pub mod media_files;

@@ -9,13 +9,14 @@ use std::time::Duration;
 use domain::status::DeliveryStatus;
 use store::Store;
 use store::outbox::{Enqueued, NewOutbound, OutboxJob, SentJob};
-use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use whatsapp::errors::{Disposition, GraphError, explain_pt_br};
 use whatsapp::graph::GraphClient;
 use whatsapp::send::{MediaRef, OutboundContent, OutboundMessage};
 
 use crate::channels::{Channel, ChannelRegistry};
+use crate::group_commit::GroupCommit;
 use crate::live::{Live, Notice};
 use crate::media_files::MediaFiles;
 
@@ -43,13 +44,23 @@ impl Outbound {
     pub async fn enqueue(&self, new: NewOutbound) -> store::Result<Enqueued> {
         let enqueued = self.store.enqueue_outbound(&new).await?;
         if let Enqueued::Created(m) = &enqueued {
-            self.live.publish(Notice::MessageCreated {
-                conversation_id: m.conversation_id,
-                message_id: m.id,
-            });
-            self.wake.notify_one();
+            self.announce(m.conversation_id, &[m.id]);
         }
         Ok(enqueued)
+    }
+
+    /// Tells watchers and the senders about messages written to the outbox elsewhere (the bot
+    /// writes its messages in the transaction of its turn).
+    pub fn announce(&self, conversation_id: i64, message_ids: &[i64]) {
+        for &message_id in message_ids {
+            self.live.publish(Notice::MessageCreated {
+                conversation_id,
+                message_id,
+            });
+        }
+        if !message_ids.is_empty() {
+            self.wake.notify_one();
+        }
     }
 }
 
@@ -67,55 +78,97 @@ const HORIZON_MS: f64 = 250.0;
 /// How late after its slot a send may still go.
 const LATE_MS: i64 = 15;
 
-/// An accepted send waiting to be recorded, and where to answer once it is.
-type PendingCompletion = (
-    SentJob,
-    oneshot::Sender<store::Result<(i64, DeliveryStatus)>>,
-);
-
-/// Groups the records of accepted sends into shared transactions (one commit for many messages).
+/// Records accepted sends in shared transactions (one commit for many messages).
 #[derive(Clone)]
 pub struct Completions {
-    tx: mpsc::Sender<PendingCompletion>,
+    writer: GroupCommit<SentJob, (i64, DeliveryStatus)>,
 }
 
 impl Completions {
     pub fn start(store: Store) -> Completions {
-        let (tx, mut rx) = mpsc::channel::<PendingCompletion>(4096);
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < 256 {
-                    match rx.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
-                let jobs: Vec<SentJob> = batch.iter().map(|(job, _)| job.clone()).collect();
+        let writer = GroupCommit::start(256, 1, move |jobs: Vec<SentJob>| {
+            let store = store.clone();
+            async move {
                 match store.complete_outbox_sent_many(&jobs).await {
-                    Ok(done) => {
-                        for ((_, reply), outcome) in batch.into_iter().zip(done) {
-                            let _ = reply.send(Ok(outcome));
-                        }
-                    }
+                    Ok(done) => done.into_iter().map(Ok).collect(),
                     Err(e) => {
                         tracing::error!(error = %e, count = jobs.len(), "cannot record sent messages");
-                        for (_, reply) in batch {
-                            let _ = reply.send(Err(store::StoreError::Conflict(e.to_string())));
-                        }
+                        jobs.iter().map(|_| Err(e.to_string())).collect()
                     }
                 }
             }
         });
-        Completions { tx }
+        Completions { writer }
     }
 
     pub async fn record(&self, job: SentJob) -> store::Result<(i64, DeliveryStatus)> {
-        let (reply, wait) = oneshot::channel();
-        let closed = || store::StoreError::Conflict("the completion writer stopped".into());
-        self.tx.send((job, reply)).await.map_err(|_| closed())?;
-        wait.await.map_err(|_| closed())?
+        self.writer
+            .submit(job)
+            .await
+            .map_err(store::StoreError::Conflict)
     }
+}
+
+/// New send slots for senders that woke up after theirs, reserved together: under load many wake
+/// late at once, and one reservation each would crowd the database that made them late.
+#[derive(Clone)]
+pub struct LateSlots {
+    writer: GroupCommit<(i64, f64), Result<i64, u64>>,
+}
+
+impl LateSlots {
+    pub fn start(store: Store) -> LateSlots {
+        let writer = GroupCommit::start(256, 1, move |wanted: Vec<(i64, f64)>| {
+            let store = store.clone();
+            async move { reserve_together(&store, &wanted).await }
+        });
+        LateSlots { writer }
+    }
+
+    /// A slot on the channel's schedule, or how long to wait (ms) before asking again.
+    pub async fn reserve(&self, channel_id: i64, rate: f64) -> store::Result<Result<i64, u64>> {
+        self.writer
+            .submit((channel_id, rate))
+            .await
+            .map_err(store::StoreError::Conflict)
+    }
+}
+
+/// One reservation per channel for everyone in `wanted`, slots handed out in arrival order.
+async fn reserve_together(
+    store: &Store,
+    wanted: &[(i64, f64)],
+) -> Vec<Result<Result<i64, u64>, String>> {
+    let mut answers: Vec<Result<Result<i64, u64>, String>> = Vec::with_capacity(wanted.len());
+    let mut by_channel: std::collections::BTreeMap<i64, (f64, Vec<usize>)> = Default::default();
+    for (i, (channel_id, rate)) in wanted.iter().enumerate() {
+        by_channel
+            .entry(*channel_id)
+            .or_insert((*rate, Vec::new()))
+            .1
+            .push(i);
+        answers.push(Err("not reserved".into()));
+    }
+    for (channel_id, (rate, waiting)) in by_channel {
+        let want = u32::try_from(waiting.len()).unwrap_or(u32::MAX);
+        match store
+            .reserve_send_slots(channel_id, want, rate, HORIZON_MS)
+            .await
+        {
+            Ok((slots, wait_ms)) => {
+                let mut slots = slots.into_iter();
+                for i in waiting {
+                    answers[i] = Ok(slots.next().ok_or(wait_ms.max(1)));
+                }
+            }
+            Err(e) => {
+                for i in waiting {
+                    answers[i] = Err(e.to_string());
+                }
+            }
+        }
+    }
+    answers
 }
 
 #[derive(Clone)]
@@ -128,6 +181,7 @@ pub struct SenderWorker {
     pub wake: Arc<Notify>,
     pub worker_id: String,
     pub completions: Completions,
+    pub late_slots: LateSlots,
 }
 
 impl SenderWorker {
@@ -222,21 +276,18 @@ impl SenderWorker {
             if store::now_ms() - slot <= LATE_MS {
                 return true;
             }
-            match self
-                .store
-                .reserve_send_slots(channel.id, 1, rate, HORIZON_MS)
-                .await
-            {
-                Ok((slots, _)) if !slots.is_empty() => slot = slots[0],
-                Ok((_, wait_ms)) => {
-                    tokio::time::sleep(Duration::from_millis(wait_ms.clamp(1, 1000))).await;
-                    slot = store::now_ms();
+            slot = loop {
+                match self.late_slots.reserve(channel.id, rate).await {
+                    Ok(Ok(slot)) => break slot,
+                    Ok(Err(wait_ms)) => {
+                        tokio::time::sleep(Duration::from_millis(wait_ms.clamp(1, 1000))).await
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot reserve a send slot; the job's lease will expire and it will be retried");
+                        return false;
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot reserve a send slot; the job's lease will expire and it will be retried");
-                    return false;
-                }
-            }
+            };
         }
     }
 

@@ -3,14 +3,16 @@
 //! turn of the flow to it (session state, saved answers, protocol informed, hand-off or close), plus
 //! the lookups around them (protocol number, contacts by Código).
 //!
-//! Sending is not done here: the bot enqueues its messages through the outbox with idempotency keys
-//! before it commits the turn, so a turn re-run after a crash sends nothing twice, and the turn's
-//! compare-and-set on the session makes two workers (or two instances) apply it once.
+//! A turn's messages are written with it: the message rows and their outbox jobs commit in the
+//! turn's transaction, behind the compare-and-set on the session that makes two workers (or two
+//! instances) apply a turn once. [`Store::apply_bot_turns`] applies many conversations' turns in
+//! one transaction, so a busy bot shares each commit among them.
 
 use serde::Serialize;
 use serde_json::json;
 
 use crate::conversations::{MESSAGE_COLUMNS, MessageRecord};
+use crate::outbox::{NewOutbound, insert_outbound};
 use crate::{Result, Store, StoreError, insert_event, now_ms, on_read, on_write};
 
 /// A conversation the bot is talking to.
@@ -170,14 +172,18 @@ pub struct BotFinish {
     pub outcome: BotOutcome,
     /// `(queue id, priority)` for [`BotOutcome::Handoff`].
     pub handoff: Option<(i64, i64)>,
-    /// The last message of the bot phase (the API marks later ones as the human part).
+    /// The last message of the bot phase (the API marks later ones as the human part) when the
+    /// turn itself sends nothing; otherwise its last message is.
     pub last_bot_message_id: Option<i64>,
 }
 
-/// One turn of the flow, applied atomically by [`Store::apply_bot_turn`].
+/// One turn of the flow, applied atomically by [`Store::apply_bot_turns`].
 #[derive(Debug, Clone)]
 pub struct BotTurn {
     pub conversation_id: i64,
+    /// The flow's first turn in this conversation: binds it to this flow version (the first
+    /// binding wins; a turn planned on another version is then refused).
+    pub start_flow_version: Option<i64>,
     /// Compare-and-set: the session must still be at this input and started (or not) as given,
     /// otherwise someone else applied this turn and nothing is written.
     pub expect_last_input: i64,
@@ -195,6 +201,9 @@ pub struct BotTurn {
     pub fields: Vec<(String, String)>,
     pub protocol_sent: bool,
     pub finish: Option<BotFinish>,
+    /// The turn's messages, in order, written (and later sent) only when the turn applies. An
+    /// idempotency key already used in the conversation reuses that message.
+    pub sends: Vec<NewOutbound>,
 }
 
 /// A contact as the bot's identification sees it.
@@ -620,37 +629,6 @@ impl Store {
         }))
     }
 
-    /// Binds a conversation to a flow version (first caller wins) and returns its session. The
-    /// customer message that opened the conversation counts as consumed: it triggers the greeting.
-    pub async fn start_bot_session(
-        &self,
-        conversation_id: i64,
-        flow_version_id: i64,
-    ) -> Result<BotSession> {
-        let now = now_ms();
-        let select =
-            format!("SELECT {SESSION_COLUMNS} FROM bot_sessions WHERE conversation_id = $1");
-        Ok(on_write!(self, pool => {
-            sqlx::query(
-                "INSERT INTO bot_sessions (conversation_id, flow_version_id, state, last_input_message_id,
-                    started_at, last_activity_at)
-                 VALUES ($1, $2, NULL,
-                    COALESCE((SELECT MIN(id) FROM messages WHERE conversation_id = $1 AND direction = 'in'), 0),
-                    $3, $3)
-                 ON CONFLICT (conversation_id) DO NOTHING",
-            )
-            .bind(conversation_id)
-            .bind(flow_version_id)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            sqlx::query_as(sqlx::AssertSqlSafe(select))
-                .bind(conversation_id)
-                .fetch_one(pool)
-                .await?
-        }))
-    }
-
     /// The first customer message after `after_id`, if any.
     pub async fn next_bot_input(
         &self,
@@ -670,59 +648,112 @@ impl Store {
         }))
     }
 
-    /// Applies one turn in one transaction. Returns false (and writes nothing) when the session is
-    /// no longer where the turn expected it: another worker applied it first.
-    pub async fn apply_bot_turn(&self, turn: &BotTurn) -> Result<bool> {
+    /// Applies one turn in one transaction: `None` (and nothing written) when the session is no
+    /// longer where the turn expected it, because another worker applied it first; otherwise
+    /// the turn's messages written now, by id.
+    pub async fn apply_bot_turn(&self, turn: &BotTurn) -> Result<Option<Vec<i64>>> {
+        let mut applied = self.apply_bot_turns(std::slice::from_ref(turn)).await?;
+        Ok(applied.pop().flatten())
+    }
+
+    /// Applies turns of different conversations in one transaction, each as
+    /// [`Store::apply_bot_turn`] would, answering in the same order. One commit serves them all;
+    /// if any statement fails, none is applied.
+    pub async fn apply_bot_turns(&self, turns: &[BotTurn]) -> Result<Vec<Option<Vec<i64>>>> {
         let now = now_ms();
-        let finished_at = turn.finish.as_ref().map(|_| now);
-        let outcome = turn.finish.as_ref().map(|f| f.outcome.as_str());
-        let last_bot_message_id = turn.finish.as_ref().and_then(|f| f.last_bot_message_id);
-        let subject = turn
-            .fields
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "protocol.subject" || k == "protocol.assunto")
-            .map(|(_, v)| v.clone());
-        let applied = on_write!(self, pool => {
+        // Rows are locked in conversation order, so two batches cannot deadlock on PostgreSQL.
+        let mut order: Vec<usize> = (0..turns.len()).collect();
+        order.sort_by_key(|&i| turns[i].conversation_id);
+        let mut answers: Vec<Option<Vec<i64>>> = vec![None; turns.len()];
+        on_write!(self, pool => {
             let mut tx = pool.begin().await?;
-            let moved = sqlx::query(
-                "UPDATE bot_sessions SET
-                    state = $2,
-                    last_input_message_id = $3,
-                    last_activity_at = CASE WHEN $4 THEN $5 ELSE last_activity_at END,
-                    reminder_due_at = CASE WHEN $4 THEN $6 ELSE reminder_due_at END,
-                    close_due_at = CASE WHEN $4 THEN $7 ELSE close_due_at END,
-                    reminder_sent_at = CASE WHEN $4 THEN NULL ELSE reminder_sent_at END,
-                    finished_at = $8,
-                    outcome = $9,
-                    last_bot_message_id = $10
-                 WHERE conversation_id = $1 AND finished_at IS NULL
-                    AND last_input_message_id = $11
-                    AND (state IS NOT NULL) = $12
-                    AND (NOT $13 OR NOT EXISTS (
-                        SELECT 1 FROM messages m
-                        WHERE m.conversation_id = $1 AND m.direction = 'in' AND m.id > $11))",
-            )
-            .bind(turn.conversation_id)
-            .bind(&turn.state_json)
-            .bind(turn.input_message_id)
-            .bind(turn.activity)
-            .bind(now)
-            .bind(turn.reminder_due_at)
-            .bind(turn.close_due_at)
-            .bind(finished_at)
-            .bind(outcome)
-            .bind(last_bot_message_id)
-            .bind(turn.expect_last_input)
-            .bind(turn.expect_started)
-            .bind(turn.require_no_pending_input)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if moved == 0 {
-                tx.rollback().await?;
-                false
-            } else {
+            for i in order {
+                let turn = &turns[i];
+                let finished_at = turn.finish.as_ref().map(|_| now);
+                let outcome = turn.finish.as_ref().map(|f| f.outcome.as_str());
+                if let Some(version) = turn.start_flow_version {
+                    sqlx::query(
+                        "INSERT INTO bot_sessions (conversation_id, flow_version_id, state, last_input_message_id,
+                            started_at, last_activity_at)
+                         VALUES ($1, $2, NULL, $3, $4, $4)
+                         ON CONFLICT (conversation_id) DO NOTHING",
+                    )
+                    .bind(turn.conversation_id)
+                    .bind(version)
+                    .bind(turn.expect_last_input)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let moved = sqlx::query(
+                    "UPDATE bot_sessions SET
+                        state = $2,
+                        last_input_message_id = $3,
+                        last_activity_at = CASE WHEN $4 THEN $5 ELSE last_activity_at END,
+                        reminder_due_at = CASE WHEN $4 THEN $6 ELSE reminder_due_at END,
+                        close_due_at = CASE WHEN $4 THEN $7 ELSE close_due_at END,
+                        reminder_sent_at = CASE WHEN $4 THEN NULL ELSE reminder_sent_at END,
+                        finished_at = $8,
+                        outcome = $9,
+                        last_bot_message_id = $10
+                     WHERE conversation_id = $1 AND finished_at IS NULL
+                        AND last_input_message_id = $11
+                        AND (state IS NOT NULL) = $12
+                        AND (NOT $13 OR NOT EXISTS (
+                            SELECT 1 FROM messages m
+                            WHERE m.conversation_id = $1 AND m.direction = 'in' AND m.id > $11))
+                        AND flow_version_id = COALESCE($14, flow_version_id)",
+                )
+                .bind(turn.conversation_id)
+                .bind(&turn.state_json)
+                .bind(turn.input_message_id)
+                .bind(turn.activity)
+                .bind(now)
+                .bind(turn.reminder_due_at)
+                .bind(turn.close_due_at)
+                .bind(finished_at)
+                .bind(outcome)
+                .bind(turn.finish.as_ref().and_then(|f| f.last_bot_message_id))
+                .bind(turn.expect_last_input)
+                .bind(turn.expect_started)
+                .bind(turn.require_no_pending_input)
+                .bind(turn.start_flow_version)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if moved == 0 {
+                    continue;
+                }
+                let mut created = Vec::with_capacity(turn.sends.len());
+                let mut last_sent = None;
+                for send in &turn.sends {
+                    let existing: Option<i64> = match &send.idempotency_key {
+                        Some(key) => sqlx::query_scalar(
+                            "SELECT id FROM messages WHERE conversation_id = $1 AND idempotency_key = $2",
+                        )
+                        .bind(send.conversation_id)
+                        .bind(key)
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                        None => None,
+                    };
+                    let id = match existing {
+                        Some(id) => id,
+                        None => {
+                            let id = insert_outbound!(tx, send, now)?;
+                            created.push(id);
+                            id
+                        }
+                    };
+                    last_sent = Some(id);
+                }
+                if let (Some(_), Some(last)) = (&turn.finish, last_sent) {
+                    sqlx::query("UPDATE bot_sessions SET last_bot_message_id = $2 WHERE conversation_id = $1")
+                        .bind(turn.conversation_id)
+                        .bind(last)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let c = &turn.contact;
                 if c.name.is_some() || c.code.is_some() || c.email.is_some() {
                     sqlx::query(
@@ -752,7 +783,13 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                if let Some(subject) = &subject {
+                let subject = turn
+                    .fields
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == "protocol.subject" || k == "protocol.assunto")
+                    .map(|(_, v)| v);
+                if let Some(subject) = subject {
                     sqlx::query("UPDATE conversations SET subject = $2 WHERE id = $1")
                         .bind(turn.conversation_id)
                         .bind(subject)
@@ -807,11 +844,11 @@ impl Store {
                         }
                     }
                 }
-                tx.commit().await?;
-                true
+                answers[i] = Some(created);
             }
+            tx.commit().await?;
         });
-        Ok(applied)
+        Ok(answers)
     }
 
     /// Records the inactivity reminder, unless the customer was active since `last_activity_at`.
@@ -1050,6 +1087,7 @@ mod tests {
     fn start_turn(conversation_id: i64, last_input: i64) -> BotTurn {
         BotTurn {
             conversation_id,
+            start_flow_version: None,
             expect_last_input: last_input,
             expect_started: false,
             require_no_pending_input: false,
@@ -1062,6 +1100,7 @@ mod tests {
             fields: vec![("custom.plano".into(), "empresarial".into())],
             protocol_sent: true,
             finish: None,
+            sends: Vec::new(),
         }
     }
 
@@ -1097,30 +1136,50 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let session = store.start_bot_session(with, v.id).await.unwrap();
-        assert!(
-            session.last_input_message_id > 0,
-            "the opening message is consumed"
-        );
-        assert!(session.state.is_none());
-        // A second start keeps the first binding, even after the flow changes.
+        let opening = store.next_bot_input(with, 0).await.unwrap().unwrap();
+        let greeting = NewOutbound {
+            conversation_id: with,
+            author: "bot".into(),
+            author_user_id: None,
+            kind: "text".into(),
+            body: Some("Olá".into()),
+            content_json: r#"{"type":"text","text":{"body":"Olá"}}"#.into(),
+            reply_to_wamid: None,
+            media_id: None,
+            idempotency_key: Some(format!("bot:{with}:start:0")),
+        };
+        let turn = BotTurn {
+            start_flow_version: Some(v.id),
+            sends: vec![greeting],
+            ..start_turn(with, opening.id)
+        };
+        // A turn planned on a later version loses to the binding made first.
         let edited = store
             .update_flow(flow.id, None, None, Some("{\"v\":2}"), Some(7))
             .await
             .unwrap();
         assert_eq!(edited.version, 2);
-        let again = store
-            .start_bot_session(with, edited.version_id)
-            .await
-            .unwrap();
-        assert_eq!(again.flow_version_id, v.id);
-
-        let turn = start_turn(with, session.last_input_message_id);
-        assert!(store.apply_bot_turn(&turn).await.unwrap());
-        assert!(
-            !store.apply_bot_turn(&turn).await.unwrap(),
-            "compare-and-set: applied once"
-        );
+        let [first, late] = <[Option<Vec<i64>>; 2]>::try_from(
+            store
+                .apply_bot_turns(&[
+                    turn.clone(),
+                    BotTurn {
+                        start_flow_version: Some(edited.version_id),
+                        ..turn.clone()
+                    },
+                ])
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let sent = first.expect("the first turn applies");
+        assert_eq!(sent.len(), 1, "its message is written with it");
+        assert_eq!(late, None, "compare-and-set: applied once");
+        assert_eq!(store.outbox_counts().await.unwrap().0, 1, "one job queued");
+        let session = store.bot_session(with).await.unwrap().unwrap();
+        assert_eq!(session.flow_version_id, v.id);
+        assert_eq!(session.last_input_message_id, opening.id);
+        assert_eq!(store.apply_bot_turn(&turn).await.unwrap(), None);
         assert!(store.bot_work(10).await.unwrap().is_empty());
         assert_eq!(
             store.conversation_fields(with).await.unwrap(),
@@ -1169,7 +1228,10 @@ mod tests {
             }),
             ..start_turn(with, session.last_input_message_id)
         };
-        assert!(store.apply_bot_turn(&handoff).await.unwrap());
+        assert_eq!(
+            store.apply_bot_turn(&handoff).await.unwrap(),
+            Some(Vec::new())
+        );
         let p = store
             .conversation_by_protocol(&conv.protocol)
             .await

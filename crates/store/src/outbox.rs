@@ -69,30 +69,23 @@ struct ClaimedRow {
     created_at: i64,
 }
 
-impl Store {
-    /// Writes the message (state `queued`) and its outbox job in one transaction.
-    pub async fn enqueue_outbound(&self, new: &NewOutbound) -> Result<Enqueued> {
-        if let Some(key) = &new.idempotency_key
-            && let Some(existing) = self
-                .message_by_idempotency_key(new.conversation_id, key)
-                .await?
-        {
-            return Ok(Enqueued::Existing(existing));
-        }
-        let now = now_ms();
-        let result: Result<i64, sqlx::Error> = on_write!(self, pool => {
-            async {
-                let mut tx = pool.begin().await?;
-                let target: Option<(i64, String)> = sqlx::query_as(
-                    "SELECT c.channel_id, ct.wa_id FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
-                     WHERE c.id = $1",
-                )
-                .bind(new.conversation_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((channel_id, recipient)) = target else {
-                    return Err(sqlx::Error::RowNotFound);
-                };
+/// Writes an outbound message (state `queued`), its outbox job and its event inside the caller's
+/// transaction (whose error type is `sqlx::Error`). Evaluates to `Ok(message id)`, or
+/// `Err(RowNotFound)` when the conversation does not exist.
+macro_rules! insert_outbound {
+    ($tx:expr, $new:expr, $now:expr) => {{
+        let new: &$crate::outbox::NewOutbound = $new;
+        let now: i64 = $now;
+        let target: Option<(i64, String)> = sqlx::query_as(
+            "SELECT c.channel_id, ct.wa_id FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+             WHERE c.id = $1",
+        )
+        .bind(new.conversation_id)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        match target {
+            None => Err(sqlx::Error::RowNotFound),
+            Some((channel_id, recipient)) => {
                 let message_id: i64 = sqlx::query_scalar(
                     "INSERT INTO messages (conversation_id, channel_id, direction, author, author_user_id, kind,
                         body, content, reply_to_wamid, status, media_id, idempotency_key, created_at, updated_at)
@@ -109,7 +102,7 @@ impl Store {
                 .bind(new.media_id)
                 .bind(&new.idempotency_key)
                 .bind(now)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *$tx)
                 .await?;
                 sqlx::query(
                     "INSERT INTO outbox (message_id, channel_id, recipient, state, next_attempt_at, created_at)
@@ -119,14 +112,36 @@ impl Store {
                 .bind(channel_id)
                 .bind(&recipient)
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut *$tx)
                 .await?;
                 sqlx::query("UPDATE conversations SET last_message_at = $2 WHERE id = $1")
                     .bind(new.conversation_id)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(&mut *$tx)
                     .await?;
-                insert_event!(tx, now, "message.created", new.conversation_id, json!({ "message_id": message_id }));
+                $crate::insert_event!($tx, now, "message.created", new.conversation_id, serde_json::json!({ "message_id": message_id }));
+                Ok(message_id)
+            }
+        }
+    }};
+}
+pub(crate) use insert_outbound;
+
+impl Store {
+    /// Writes the message (state `queued`) and its outbox job in one transaction.
+    pub async fn enqueue_outbound(&self, new: &NewOutbound) -> Result<Enqueued> {
+        if let Some(key) = &new.idempotency_key
+            && let Some(existing) = self
+                .message_by_idempotency_key(new.conversation_id, key)
+                .await?
+        {
+            return Ok(Enqueued::Existing(existing));
+        }
+        let now = now_ms();
+        let result: Result<i64, sqlx::Error> = on_write!(self, pool => {
+            async {
+                let mut tx = pool.begin().await?;
+                let message_id = insert_outbound!(tx, new, now)?;
                 tx.commit().await?;
                 Ok(message_id)
             }
