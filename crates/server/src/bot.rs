@@ -758,7 +758,7 @@ impl BotWorker {
         loop {
             tokio::select! {
                 notice = notices.recv() => match notice {
-                    Ok(Notice::ConversationOpened { conversation_id }) => self.kick(conversation_id),
+                    // A conversation opens with a customer message, whose notice below kicks it.
                     Ok(Notice::MessageCreated { conversation_id, message_id }) => {
                         let own = self.inner.own_messages.lock().map(|mut m| m.remove(&message_id)).unwrap_or(false);
                         if !own {
@@ -868,7 +868,7 @@ impl BotWorker {
                     return Ok(());
                 }
             };
-            match &session.state {
+            let consumed = match &session.state {
                 None => {
                     let (binding, opening) = match binding {
                         Some((version, opening)) => (Some(version), opening),
@@ -879,12 +879,14 @@ impl BotWorker {
                     };
                     let start = TurnInput::Start { opening, binding };
                     self.turn(&conv, &session, &loaded, start).await?;
+                    session.last_input_message_id
                 }
                 Some(state_json) => match store
                     .next_bot_input(conversation_id, session.last_input_message_id)
                     .await?
                 {
                     Some(message) => {
+                        let consumed = message.id;
                         // An unreadable state restarts the flow (the interpreter does that for an
                         // unknown step) rather than stranding the customer.
                         let state: BotState =
@@ -900,12 +902,22 @@ impl BotWorker {
                             TurnInput::Message { state, message },
                         )
                         .await?;
+                        consumed
                     }
                     None => {
                         self.check_inactivity(&conv, &session, &loaded).await?;
                         return Ok(());
                     }
                 },
+            };
+            // The usual case: the customer has not written again yet, and the turn just reset
+            // the inactivity clock; nothing more to read.
+            if store
+                .next_bot_input(conversation_id, consumed)
+                .await?
+                .is_none()
+            {
+                return Ok(());
             }
         }
         Ok(())

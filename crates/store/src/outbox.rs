@@ -237,11 +237,25 @@ impl Store {
                 .await?
         });
         rows.sort_by_key(|r| r.id);
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One read for all the claimed messages (ids are integers, so the list is safe to inline).
+        let list = rows
+            .iter()
+            .map(|r| r.message_id.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ({list})");
+        let messages: Vec<MessageRecord> = on_read!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?
+        });
+        let mut messages: std::collections::HashMap<i64, MessageRecord> =
+            messages.into_iter().map(|m| (m.id, m)).collect();
         let mut jobs = Vec::with_capacity(rows.len());
         for row in rows {
-            let message = self
-                .message(row.message_id)
-                .await?
+            let message = messages
+                .remove(&row.message_id)
                 .ok_or(StoreError::NotFound)?;
             jobs.push(OutboxJob {
                 id: row.id,
