@@ -54,6 +54,11 @@ impl<I: Send + 'static, O: Send + 'static> GroupCommit<I, O> {
         GroupCommit { tx }
     }
 
+    /// Items handed over and not yet picked up by a writer.
+    pub fn waiting(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Hands `item` to a writer and waits for its result.
     pub async fn submit(&self, item: I) -> Result<O, String> {
         let (reply, answer) = oneshot::channel();

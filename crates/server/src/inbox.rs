@@ -10,11 +10,12 @@ use store::conversations::{
     ApplyReport, InboundItem, InboundMedia, InboundMessageRecord, StatusRecord,
 };
 use store::inbox::{Appended, InboxAppend};
-use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use whatsapp::webhook::{self, MessagesValue, StatusKind};
 
 use crate::channels::ChannelRegistry;
+use crate::group_commit::GroupCommit;
 use crate::live::{Live, Notice};
 
 /// Most bodies one transaction takes: enough to amortise a commit, small enough to keep latency flat.
@@ -27,42 +28,49 @@ const APPLY_BATCH: usize = 10;
 /// instance (or the restarted one) takes over within this time.
 const LEASE_MS: i64 = 5_000;
 
-struct PendingAppend {
-    item: InboxAppend,
-    done: oneshot::Sender<Result<Appended, String>>,
-}
-
 /// Appends webhook bodies durably. Concurrent callers are grouped into one transaction by a few
 /// writer tasks, so the cost of a commit (an fsync) is shared by everyone waiting for it.
 #[derive(Clone)]
 pub struct InboxWriter {
-    tx: mpsc::Sender<PendingAppend>,
+    writer: GroupCommit<InboxAppend, Appended>,
 }
 
 impl InboxWriter {
-    /// `writers` tasks commit in parallel (1 for SQLite, which has a single writer anyway).
+    /// `writers` tasks commit in parallel (1 for SQLite, which has a single writer anyway). After
+    /// `shutdown`, appends are refused rather than written while the database closes.
     pub fn start(
         store: Store,
         writers: usize,
         wake: Arc<Notify>,
         shutdown: CancellationToken,
     ) -> InboxWriter {
-        let (tx, rx) = mpsc::channel::<PendingAppend>(MAX_GROUP * 16);
-        let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..writers.max(1) {
-            tokio::spawn(write_loop(
-                store.clone(),
-                rx.clone(),
-                wake.clone(),
-                shutdown.clone(),
-            ));
-        }
-        InboxWriter { tx }
+        let writer = GroupCommit::start(MAX_GROUP, writers, move |items: Vec<InboxAppend>| {
+            let (store, wake, shutdown) = (store.clone(), wake.clone(), shutdown.clone());
+            async move {
+                if shutdown.is_cancelled() {
+                    return items
+                        .iter()
+                        .map(|_| Err("the inbox writer has stopped".to_owned()))
+                        .collect();
+                }
+                match store.append_inbox(&items).await {
+                    Ok(outcomes) => {
+                        wake.notify_one();
+                        outcomes.into_iter().map(Ok).collect()
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, count = items.len(), "cannot store webhooks");
+                        items.iter().map(|_| Err(e.to_string())).collect()
+                    }
+                }
+            }
+        });
+        InboxWriter { writer }
     }
 
     /// Webhooks handed over and not yet picked up by a writer.
     pub fn waiting(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.writer.waiting()
     }
 
     /// Returns once the body is committed (or was already stored).
@@ -72,59 +80,13 @@ impl InboxWriter {
         dead_reason: Option<String>,
     ) -> Result<Appended, String> {
         let sha256_hex = hex::encode(Sha256::digest(&body));
-        let (done, wait) = oneshot::channel();
-        let item = InboxAppend {
-            body,
-            sha256_hex,
-            dead_reason,
-        };
-        self.tx
-            .send(PendingAppend { item, done })
+        self.writer
+            .submit(InboxAppend {
+                body,
+                sha256_hex,
+                dead_reason,
+            })
             .await
-            .map_err(|_| "the inbox writer has stopped".to_owned())?;
-        wait.await
-            .map_err(|_| "the inbox writer has stopped".to_owned())?
-    }
-}
-
-async fn write_loop(
-    store: Store,
-    rx: Arc<Mutex<mpsc::Receiver<PendingAppend>>>,
-    wake: Arc<Notify>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let batch = {
-            let mut rx = rx.lock().await;
-            let first = tokio::select! {
-                first = rx.recv() => first,
-                _ = shutdown.cancelled() => None,
-            };
-            let Some(first) = first else { return };
-            let mut batch = vec![first];
-            while batch.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
-            }
-            batch
-        };
-        let items: Vec<InboxAppend> = batch.iter().map(|p| p.item.clone()).collect();
-        match store.append_inbox(&items).await {
-            Ok(outcomes) => {
-                for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = pending.done.send(Ok(outcome));
-                }
-                wake.notify_one();
-            }
-            Err(e) => {
-                tracing::error!(error = %e, count = items.len(), "cannot store webhooks");
-                for pending in batch {
-                    let _ = pending.done.send(Err(e.to_string()));
-                }
-            }
-        }
     }
 }
 
