@@ -110,11 +110,16 @@ function startSession(me) {
   session = me;
   setCsrfToken(me.csrf_token);
   renderShell();
+  // The API refuses everything but the password change until it is done.
+  if (me.user.must_change_password) forcePasswordChange(startWork);
+  else startWork();
+}
+
+function startWork() {
   window.addEventListener("hashchange", route);
   startLive();
   startWorklist();
   route();
-  if (me.user.must_change_password) forcePasswordChange();
 }
 
 function endSession() {
@@ -131,11 +136,12 @@ function endSession() {
 }
 
 /** After an admin's reset: nothing else until the password changed. */
-function forcePasswordChange() {
+function forcePasswordChange(then) {
   openPasswordDialog({
     forced: true,
     onDone: () => {
       session.user.must_change_password = false;
+      then();
     },
   });
 }

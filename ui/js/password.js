@@ -1,6 +1,6 @@
 // Changing one's password (POST /api/auth/password); forced after an admin's reset.
 
-import { ApiError, describe, post } from "./api.js";
+import { ApiError, describe, post, setCsrfToken } from "./api.js";
 import { h, setRawText, setText } from "./dom.js";
 import { cancelButton, openDialog } from "./dialog.js";
 
@@ -23,7 +23,9 @@ export function openPasswordDialog({ forced = false, onDone } = {}) {
     if (next.value === current.value) return setText(error, "password.same");
     submit.disabled = true;
     try {
-      await post("/api/auth/password", { current_password: current.value, new_password: next.value }, { quiet401: true });
+      const answer = await post("/api/auth/password", { current_password: current.value, new_password: next.value }, { quiet401: true });
+      // The server ended every session and gave this tab a new one, with a new CSRF token.
+      setCsrfToken(answer?.csrf_token);
       dialog.close();
       onDone?.();
     } catch (e) {

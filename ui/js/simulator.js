@@ -55,10 +55,24 @@ function cutoff(number) {
   return Number(sessionStorage.getItem(`atende.sim.cutoff.${number}`) || 0);
 }
 
+/** The admin session's CSRF token: the simulator's control API is an admin's tool. */
+let csrfToken = "";
+
+async function loadSession() {
+  const response = await fetch("/api/auth/me", { credentials: "same-origin" });
+  if (!response.ok) return null;
+  const me = await response.json();
+  csrfToken = me?.csrf_token || "";
+  return me?.user || null;
+}
+
 async function simFetch(method, path, body) {
+  const headers = body ? { "Content-Type": "application/json" } : {};
+  if (method !== "GET" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
   const response = await fetch(`${SIM}${path}`, {
     method,
-    headers: body ? { "Content-Type": "application/json" } : {},
+    credentials: "same-origin",
+    headers,
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await response.text();
@@ -78,11 +92,17 @@ async function simFetch(method, path, body) {
 
 async function boot() {
   applyI18n(document);
+  const user = await loadSession().catch(() => null);
+  if (!user || user.role !== "admin" || user.must_change_password) {
+    showSignIn();
+    return;
+  }
   let config;
   try {
     config = await simFetch("GET", "/config");
-  } catch {
-    showDisabled();
+  } catch (e) {
+    if (e.status === 401 || e.status === 403) showSignIn();
+    else showDisabled();
     return;
   }
   startPhone(config);
@@ -115,6 +135,26 @@ function showDisabled() {
         h("p", { i18n: "sim.disabledBody" }),
         h("pre", { class: "code" }, "atende --demo on"),
         h("button", { type: "button", class: "btn btn-primary", i18n: "sim.retry", on: { click: () => location.reload() } }),
+      ),
+    ),
+  );
+}
+
+/** The simulator plays customers and reads what they receive: only a signed-in admin may use it. */
+function showSignIn() {
+  replace(
+    root,
+    topBar(),
+    h(
+      "main",
+      { class: "sim-main" },
+      h(
+        "div",
+        { class: "card sim-disabled", id: "sim-signin", role: "alert" },
+        h("h2", { i18n: "sim.signInTitle" }),
+        h("p", { i18n: "sim.signInBody" }),
+        h("a", { href: "/app/", class: "btn btn-primary", i18n: "sim.signIn" }),
+        h("button", { type: "button", class: "btn btn-ghost", i18n: "sim.retry", on: { click: () => location.reload() } }),
       ),
     ),
   );

@@ -13,4 +13,5 @@ pub mod rate;
 pub mod routing;
 pub mod status;
 pub mod text;
+pub mod throttle;
 pub mod window;

@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::LoginThrottle;
 use crate::channels::ChannelRegistry;
 use crate::config::Config;
 use crate::demo::DemoMode;
@@ -35,7 +34,6 @@ pub struct AppContext {
     pub inbox: InboxWriter,
     pub inbox_wake: Arc<Notify>,
     pub live: Live,
-    pub login_throttle: LoginThrottle,
     pub instance_id: String,
     pub outbound: Outbound,
     pub graph: GraphClient,
@@ -75,11 +73,8 @@ impl Deref for AppState {
 
 /// Opens the database named by the configuration and applies migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    if config.database_url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create data directory {}", config.data_dir.display())
-        })?;
-    }
+    // Always: besides SQLite's file it holds the secret key and the local media.
+    create_private_dir(&config.data_dir)?;
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| {
@@ -93,6 +88,40 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .await
         .context("cannot apply database migrations")?;
     Ok(store)
+}
+
+/// The data folder holds the database, media and keys: only the server's user may enter it.
+pub fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict data directory {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes a file that only the server's user can read (created 0600, never widened).
+pub fn write_private_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 /// On an empty installation, creates the first admin and returns its one-time password.
@@ -238,7 +267,6 @@ impl Application {
             inbox,
             inbox_wake,
             live,
-            login_throttle: LoginThrottle::default(),
             instance_id,
             outbound,
             graph,
@@ -430,7 +458,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/queues/{id}", patch(flows_api::update_queue))
         .route("/protocols/{number}", get(flows_api::get_protocol));
-    let simulator = state.simulator.as_ref().map(|sim| sim.router());
+    let simulator = state.simulator.as_ref().map(|sim| {
+        sim.router().layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::demo::guard,
+        ))
+    });
     let mut app = Router::new()
         .merge(webhooks)
         .nest("/api", api)
@@ -442,13 +475,22 @@ pub fn router(state: AppState) -> Router {
         .route("/app/{*path}", get(ui::app_path))
         .route("/simulator", get(ui::simulator))
         // The load generator's reference: the same server and connection handling, no work.
-        .route("/noop", post(noop))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state);
+        .route("/noop", post(noop));
     if let Some(sim) = simulator {
-        app = app.nest("/sim", sim);
+        app = app.nest_service("/sim", sim);
     }
-    app
+    app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::headers::security_headers,
+    ))
+    .layer(
+        TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            // The path only: query strings can carry secrets (the webhook handshake's
+            // `hub.verify_token`, media URL signatures).
+            tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+        }),
+    )
+    .with_state(state)
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

@@ -1,16 +1,16 @@
 //! Who is calling: a browser session (cookie + CSRF header on writes) or an integration's API token
 //! (`Authorization: Bearer`). Login, logout and the current user live here too.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
+use domain::throttle::{self, Policy, Verdict};
+use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::json;
 use store::auth::{Role, User};
@@ -77,6 +77,9 @@ impl FromRequestParts<AppState> for Principal {
             .session_user(&passwords::token_hash(&token))
             .await?
             .ok_or(ApiError::Unauthorized)?;
+        if user.must_change_password && !allowed_before_password_change(parts) {
+            return Err(ApiError::PasswordChangeRequired);
+        }
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if !safe {
             let sent = parts
@@ -91,6 +94,19 @@ impl FromRequestParts<AppState> for Principal {
         }
         Ok(Principal::User(user))
     }
+}
+
+/// While a person must choose a new password, the API answers only what the password dialog
+/// needs.
+fn allowed_before_password_change(parts: &Parts) -> bool {
+    let path = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or(parts.uri.path(), |u| u.path());
+    matches!(
+        path,
+        "/api/auth/password" | "/api/auth/me" | "/api/auth/logout"
+    )
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -113,47 +129,130 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// Counts failed logins per account and per address in a sliding window.
-pub struct LoginThrottle {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+/// The client's address: the TCP peer, or, when the peer is one of the configured trusted
+/// proxies, the last address of `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse().ok())
+        .collect();
+    hops.iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(hops.first())
+        .copied()
+        .unwrap_or(peer)
 }
 
-const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
-const MAX_FAILURES_PER_ACCOUNT: u32 = 5;
-const MAX_FAILURES_PER_ADDRESS: u32 = 20;
-
-impl Default for LoginThrottle {
-    fn default() -> Self {
-        LoginThrottle {
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
+fn account_key(email: &str) -> String {
+    format!("account:{}", email.trim().to_lowercase())
 }
 
-impl LoginThrottle {
-    fn blocked(&self, key: &str, max: u32) -> bool {
-        let Ok(map) = self.failures.lock() else {
-            return false;
-        };
-        map.get(key)
-            .is_some_and(|(n, since)| *n >= max && since.elapsed() < THROTTLE_WINDOW)
+/// 429 with `Retry-After` (whole seconds, rounded up).
+fn too_many_attempts(retry_after_ms: i64) -> Response {
+    let secs = (retry_after_ms.max(0) + 999) / 1000;
+    let mut response = ApiError::TooManyRequests(format!(
+        "too many attempts for this account; try again in {secs} s"
+    ))
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
     }
+    response
+}
 
-    fn record_failure(&self, key: String) {
-        if let Ok(mut map) = self.failures.lock() {
-            let entry = map.entry(key).or_insert((0, Instant::now()));
-            if entry.1.elapsed() >= THROTTLE_WINDOW {
-                *entry = (0, Instant::now());
-            }
-            entry.0 += 1;
-        }
+/// Checks a password of the account `email` under the login throttle: the attempt is reserved
+/// before Argon2 runs (so parallel guesses cannot all be checked), a failure is counted against
+/// the client's address and answered late when that address has failed a lot, and an unknown
+/// e-mail costs the same time as a wrong password. `Err` is the response to send.
+pub async fn check_password(
+    app: &AppState,
+    client: IpAddr,
+    email: &str,
+    user: Option<&User>,
+    password: String,
+) -> Result<(), Response> {
+    let account = account_key(email);
+    let now = store::now_ms();
+    match app
+        .store
+        .reserve_login_attempt(&account, &Policy::ACCOUNT, now)
+        .await
+    {
+        Ok(Verdict::Proceed) => {}
+        Ok(Verdict::Wait { retry_after_ms }) => return Err(too_many_attempts(retry_after_ms)),
+        Err(e) => return Err(ApiError::from(e).into_response()),
     }
+    let hash = user.filter(|u| u.active).map(|u| u.password_hash.clone());
+    if passwords::verify_or_dummy(password, hash).await {
+        if let Err(e) = app.store.clear_login_attempts(&account).await {
+            return Err(ApiError::from(e).into_response());
+        }
+        return Ok(());
+    }
+    let address = format!("address:{client}");
+    let failures = app
+        .store
+        .record_login_failure(&address, &Policy::ADDRESS, now)
+        .await
+        .unwrap_or(0);
+    let delay = throttle::failure_delay_ms(&Policy::ADDRESS, failures);
+    tracing::info!(client = %client, address_failures = failures, "failed password check");
+    if delay > 0 {
+        // Slows a guesser down without ever refusing a correct password from the same address.
+        tokio::time::sleep(Duration::from_millis(delay.unsigned_abs())).await;
+    }
+    Err(ApiError::Unauthorized.into_response())
+}
 
-    fn clear(&self, key: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(key);
-        }
-    }
+/// A new session for `user`: its cookie and CSRF token.
+pub async fn new_session(app: &AppState, user_id: i64) -> ApiResult<(HeaderValue, String)> {
+    let token = passwords::random_token();
+    let csrf = passwords::random_token();
+    app.store
+        .create_session(
+            &passwords::token_hash(&token),
+            user_id,
+            &csrf,
+            store::now_ms() + SESSION_TTL_MS,
+        )
+        .await?;
+    Ok((session_cookie(app, &token)?, csrf))
+}
+
+/// Ends every session of `user_id` and opens a new one for the caller (after a password change).
+pub async fn replace_sessions(app: &AppState, user_id: i64) -> ApiResult<(HeaderValue, String)> {
+    let token = passwords::random_token();
+    let csrf = passwords::random_token();
+    app.store
+        .replace_sessions(
+            user_id,
+            &passwords::token_hash(&token),
+            &csrf,
+            store::now_ms() + SESSION_TTL_MS,
+        )
+        .await?;
+    Ok((session_cookie(app, &token)?, csrf))
+}
+
+pub fn session_cookie(app: &AppState, token: &str) -> ApiResult<HeaderValue> {
+    let secure = if app.cookies_secure() { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
+        SESSION_TTL_MS / 1000
+    );
+    HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.into()))
+}
+
+pub fn session_token_hash(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE).map(|t| passwords::token_hash(&t))
 }
 
 #[derive(Deserialize)]
@@ -165,68 +264,38 @@ pub struct LoginRequest {
 pub async fn login(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
-    let account_key = format!("account:{}", req.email.trim().to_lowercase());
-    let address_key = format!("address:{}", peer.ip());
-    if app
-        .login_throttle
-        .blocked(&account_key, MAX_FAILURES_PER_ACCOUNT)
-        || app
-            .login_throttle
-            .blocked(&address_key, MAX_FAILURES_PER_ADDRESS)
-    {
-        return Err(ApiError::TooManyRequests(
-            "too many failed logins; try again in 15 minutes".into(),
-        ));
-    }
+    let client = client_ip(peer.ip(), &headers, &app.config.trusted_proxies);
     let user = app.store.user_by_email(&req.email).await?;
-    let valid = match &user {
-        Some(u) if u.active => {
-            passwords::verify_password_async(req.password, u.password_hash.clone()).await
-        }
-        _ => false,
-    };
-    let Some(user) = user.filter(|_| valid) else {
-        app.login_throttle.record_failure(account_key);
-        app.login_throttle.record_failure(address_key);
-        tracing::info!("failed login");
+    if let Err(refused) =
+        check_password(&app, client, &req.email, user.as_ref(), req.password).await
+    {
+        return Ok(refused);
+    }
+    let Some(user) = user else {
         return Err(ApiError::Unauthorized);
     };
-    app.login_throttle.clear(&account_key);
-    let token = passwords::random_token();
-    let csrf = passwords::random_token();
-    app.store
-        .create_session(
-            &passwords::token_hash(&token),
-            user.id,
-            &csrf,
-            store::now_ms() + SESSION_TTL_MS,
-        )
-        .await?;
-    let secure = if app.cookies_secure() { "; Secure" } else { "" };
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
-        SESSION_TTL_MS / 1000
-    );
-    tracing::info!(user_id = user.id, "login");
+    // Always a new session id: a session planted before login is never promoted.
+    if let Some(old) = session_token_hash(&headers) {
+        app.store.delete_session(&old, None).await?;
+    }
+    let (cookie, csrf) = new_session(&app, user.id).await?;
+    tracing::info!(user_id = user.id, client = %client, "login");
     let mut response = Json(json!({ "user": user, "csrf_token": csrf })).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.into()))?,
-    );
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(response)
 }
 
 pub async fn logout(
     State(app): State<AppState>,
     headers: HeaderMap,
-    _who: Principal,
+    who: Principal,
 ) -> ApiResult<Response> {
-    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        app.store
-            .delete_session(&passwords::token_hash(&token))
-            .await?;
+    if let Some(hash) = session_token_hash(&headers) {
+        // The event tells this session's open sockets to close.
+        app.store.delete_session(&hash, who.user_id()).await?;
     }
     let mut response = Json(json!({ "ok": true })).into_response();
     response.headers_mut().insert(
@@ -264,5 +333,47 @@ pub async fn me(
         Principal::ApiToken { id, name } => {
             Ok(Json(json!({ "api_token": { "id": id, "name": name } })))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_str(value).expect("header"),
+        );
+        headers
+    }
+
+    #[test]
+    fn the_client_address_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.5".parse().expect("ip");
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        let headers = forwarded("203.0.113.9, 10.0.0.7");
+        // Behind the proxies: the last hop that is not one of them.
+        assert_eq!(
+            client_ip(proxy, &headers, &trusted),
+            "203.0.113.9".parse::<IpAddr>().expect("ip")
+        );
+        // A direct client cannot choose its address with the header.
+        let stranger: IpAddr = "198.51.100.1".parse().expect("ip");
+        assert_eq!(client_ip(stranger, &headers, &trusted), stranger);
+        // With no proxies configured the peer is always the client.
+        assert_eq!(client_ip(proxy, &headers, &[]), proxy);
+        // A spoofed first hop does not win over the address the proxy saw.
+        let spoofed = forwarded("1.2.3.4, 203.0.113.9");
+        assert_eq!(
+            client_ip(proxy, &spoofed, &trusted),
+            "203.0.113.9".parse::<IpAddr>().expect("ip")
+        );
+        // Only proxies in the header: the first of them.
+        assert_eq!(
+            client_ip(proxy, &forwarded("10.0.0.8"), &trusted),
+            "10.0.0.8".parse::<IpAddr>().expect("ip")
+        );
     }
 }

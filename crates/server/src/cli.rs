@@ -53,13 +53,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(config.clone()).await?;
     if let Some(password) = app.first_admin_password() {
-        // Printed once, to the console only: it is not a log line and never reaches log files.
-        println!();
-        println!("  First start: an admin account was created.");
-        println!("    e-mail:   {}", config.admin_email);
-        println!("    password: {password}");
-        println!("  Change it after logging in. It will not be shown again.");
-        println!();
+        announce_first_admin(&config, password)?;
     }
     tracing::info!(
         listen = %config.listen,
@@ -74,6 +68,36 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     app.run_until_stopped().await
 }
+
+/// The first admin's one-time password goes to the person at the terminal, never to a log: printed
+/// when standard output is a terminal, otherwise (a service manager, a container) written to a
+/// file only the server's user can read, whose path is logged.
+fn announce_first_admin(config: &Config, password: &str) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        println!();
+        println!("  First start: an admin account was created.");
+        println!("    e-mail:   {}", config.admin_email);
+        println!("    password: {password}");
+        println!("  Change it after logging in. It will not be shown again.");
+        println!();
+        return Ok(());
+    }
+    let path = config.data_dir.join(FIRST_ADMIN_FILE);
+    crate::app::write_private_file(
+        &path,
+        &format!("e-mail: {}\npassword: {password}\n", config.admin_email),
+    )?;
+    tracing::warn!(
+        path = %path.display(),
+        "first start: an admin account was created; its one-time password is in this file \
+         (readable by this user only). Read it, log in, choose a new password and delete the file"
+    );
+    Ok(())
+}
+
+/// Where the first admin's password is written when no terminal is attached.
+pub const FIRST_ADMIN_FILE: &str = "first-admin-password.txt";
 
 fn read_stdin_lines(n: usize) -> anyhow::Result<Vec<String>> {
     let stdin = std::io::stdin();
@@ -180,6 +204,18 @@ async fn channel(store: &Store, secrets: &SecretBox, cmd: ChannelCommand) -> any
 /// Secrets come from flags or, for those missing, from standard input (so they stay out of the
 /// shell history and the process list).
 fn channel_input(args: ChannelAddArgs) -> anyhow::Result<ChannelInput> {
+    for (flag, value) in [
+        ("--access-token", &args.access_token),
+        ("--app-secret", &args.app_secret),
+        ("--verify-token", &args.verify_token),
+    ] {
+        if value.is_some() {
+            eprintln!(
+                "warning: {flag} on the command line is visible to other users (ps) and kept in \
+                 the shell history; give secrets on standard input instead"
+            );
+        }
+    }
     let missing = [&args.access_token, &args.app_secret, &args.verify_token]
         .iter()
         .filter(|v| v.is_none())

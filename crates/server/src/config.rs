@@ -135,6 +135,17 @@ pub struct ServeArgs {
         value_name = "SECS"
     )]
     pub bot_close_after: Option<u64>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed for the client's address (login
+    /// throttling, logs): comma-separated addresses or CIDR ranges, e.g. `127.0.0.1,10.0.0.0/8`.
+    /// [default: none, the TCP peer is the client]
+    #[arg(
+        long,
+        global = true,
+        env = "ATENDE_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "ADDRS"
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,6 +243,7 @@ struct FileConfig {
     bot_reminder_after: Option<u64>,
     bot_close_after: Option<u64>,
     presence_grace: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// Everything the program needs, resolved.
@@ -256,6 +268,7 @@ pub struct Config {
     pub bot_reminder_after_secs: u64,
     pub bot_close_after_secs: u64,
     pub presence_grace_secs: u64,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl std::fmt::Debug for Config {
@@ -382,6 +395,13 @@ impl Config {
                 .or(file.presence_grace)
                 .unwrap_or(120)
                 .max(1),
+            trusted_proxies: parse_proxies(
+                serve
+                    .trusted_proxies
+                    .clone()
+                    .or(file.trusted_proxies)
+                    .unwrap_or_default(),
+            )?,
         })
     }
 
@@ -405,8 +425,24 @@ impl Config {
             bot_reminder_after_secs: 300,
             bot_close_after_secs: 900,
             presence_grace_secs: 120,
+            trusted_proxies: Vec::new(),
         }
     }
+}
+
+/// `10.0.0.0/8` or a single address (`127.0.0.1`, `::1`).
+fn parse_proxies(list: Vec<String>) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    list.iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .with_context(|| {
+                    format!("invalid trusted proxy {s:?}: use an address or a CIDR range")
+                })
+        })
+        .collect()
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {

@@ -2,10 +2,24 @@
 //! ("Simulador") served by graph-sim inside this very process, under `/sim`. Atende talks to it
 //! over HTTP exactly as it talks to Meta, and it posts signed webhooks back, so the whole product
 //! can be tried (and is exercised) without credentials.
+//!
+//! The simulator's Graph API part (`/sim/v23.0/...`) answers only with the simulated channel's
+//! access token, as Meta does. Its control API (`/sim/_sim/...`, the customer's side) is guarded
+//! here ([`guard`]): an admin session (CSRF on writes, JSON bodies only), a short allow-list of
+//! what the phone page needs (never the webhook URL, faults or reset), and nothing at all once a
+//! real channel exists in `auto` mode.
 
+use axum::extract::{FromRequestParts, OriginalUri, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use graph_sim::{GraphSim, PhoneNumber, SimConfig};
+use store::auth::Role;
 
+use crate::app::AppState;
+use crate::auth::Principal;
 use crate::channels::{ChannelInput, ChannelRegistry};
+use crate::error::ApiError;
 
 pub const SIM_PHONE_NUMBER_ID: &str = "100000000000001";
 pub const SIM_DISPLAY_NUMBER: &str = "5511999990000";
@@ -75,4 +89,72 @@ pub async fn start(
     let sim = GraphSim::new(cfg)?;
     sim.set_base_url(base_url);
     Ok(sim)
+}
+
+/// The control endpoints the simulator page uses; every other `/_sim` path is a 404 here.
+const ALLOWED_CONTROL: &[(Method, &str)] = &[
+    (Method::GET, "/_sim/config"),
+    (Method::GET, "/_sim/sent"),
+    (Method::GET, "/_sim/mark_read"),
+    (Method::POST, "/_sim/customer/send"),
+];
+
+/// Whether the simulator is still served: in `auto` mode it goes away as soon as a real channel
+/// is enabled, without waiting for a restart.
+pub fn simulator_active(app: &AppState) -> bool {
+    app.simulator.is_some()
+        && (app.config.demo == DemoMode::On
+            || !app
+                .channels
+                .all()
+                .iter()
+                .any(|c| !c.is_simulator && c.enabled))
+}
+
+/// Middleware on everything under `/sim`.
+pub async fn guard(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if !simulator_active(&app) {
+        return ApiError::NotFound.into_response();
+    }
+    let path = request
+        .extensions()
+        .get::<OriginalUri>()
+        .map(|u| u.path().to_owned())
+        .unwrap_or_else(|| request.uri().path().to_owned());
+    let path = path.strip_prefix("/sim").unwrap_or(&path);
+    if !path.starts_with("/_sim") {
+        // The Graph API side: graph-sim checks the channel's access token itself.
+        return next.run(request).await;
+    }
+    if !ALLOWED_CONTROL
+        .iter()
+        .any(|(m, p)| m == request.method() && *p == path)
+    {
+        return ApiError::NotFound.into_response();
+    }
+    let (mut parts, body) = request.into_parts();
+    // A session cookie needs the CSRF header on writes; the extractor checks both.
+    let who = match Principal::from_request_parts(&mut parts, &app).await {
+        Ok(who) => who,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = who.require(&[Role::Admin]) {
+        return e.into_response();
+    }
+    if parts.method == Method::POST && !is_json(&parts.headers) {
+        return ApiError::Unsupported(
+            "unsupported_media_type",
+            "the body must be application/json".into(),
+        )
+        .into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }

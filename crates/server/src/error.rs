@@ -19,6 +19,8 @@ pub enum ApiError {
     Conflict(&'static str, String),
     #[error("{0}")]
     TooManyRequests(String),
+    #[error("choose a new password first (POST /api/auth/password)")]
+    PasswordChangeRequired,
     #[error("{1}")]
     Unsupported(&'static str, String),
     /// 422: understood but not acceptable yet; the object's fields are added to the error body.
@@ -41,6 +43,7 @@ impl ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, code),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            ApiError::PasswordChangeRequired => (StatusCode::FORBIDDEN, "password_change_required"),
             ApiError::Unsupported(code, _) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, code),
             ApiError::Unprocessable(code, _, _) => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

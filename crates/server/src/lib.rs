@@ -16,6 +16,7 @@ pub mod desk_api;
 pub mod error;
 pub mod flows_api;
 pub mod group_commit;
+pub mod headers;
 pub mod inbox;
 pub mod live;
 pub mod media_files;

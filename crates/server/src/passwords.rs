@@ -36,6 +36,28 @@ pub async fn verify_password_async(password: String, hash: String) -> bool {
         .unwrap_or(false)
 }
 
+/// Checks `password` against a real user's hash, or against a fixed dummy hash when there is no
+/// such (active) user, so that both answers take the time of one Argon2 verification and the
+/// timing does not tell which e-mails exist.
+pub async fn verify_or_dummy(password: String, hash: Option<String>) -> bool {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let real = hash.is_some();
+    let hash = match hash {
+        Some(h) => h,
+        None => {
+            let dummy = tokio::task::spawn_blocking(|| {
+                DUMMY
+                    .get_or_init(|| hash_password(&random_token()).unwrap_or_default())
+                    .clone()
+            })
+            .await
+            .unwrap_or_default();
+            dummy
+        }
+    };
+    verify_password_async(password, hash).await && real
+}
+
 /// A URL-safe random token with 256 bits of entropy.
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];

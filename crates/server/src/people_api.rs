@@ -1,9 +1,11 @@
 //! People and their availability: users (admin), presence, pause reasons, password change and
 //! reset, queue membership, the supervisor's overview, and a channel's connection test.
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -224,25 +226,44 @@ pub struct PasswordChange {
 /// `POST /api/auth/password`: one's own password.
 pub async fn change_password(
     State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     who: Principal,
     Json(req): Json<PasswordChange>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let Principal::User(user) = who else {
         return Err(ApiError::Forbidden("API tokens have no password".into()));
     };
-    let valid =
-        passwords::verify_password_async(req.current_password, user.password_hash.clone()).await;
-    if !valid {
-        return Err(ApiError::BadRequest(
-            "wrong_password",
-            "the current password is wrong".into(),
-        ));
-    }
     checked_password(&req.new_password)?;
+    // The same throttle as the login: a stolen session cannot guess the password either.
+    let client = crate::auth::client_ip(peer.ip(), &headers, &app.config.trusted_proxies);
+    if let Err(refused) = crate::auth::check_password(
+        &app,
+        client,
+        &user.email,
+        Some(&user),
+        req.current_password,
+    )
+    .await
+    {
+        if refused.status() == StatusCode::UNAUTHORIZED {
+            return Err(ApiError::BadRequest(
+                "wrong_password",
+                "the current password is wrong".into(),
+            ));
+        }
+        return Ok(refused);
+    }
     let hash = passwords::hash_password_async(req.new_password).await?;
     app.store.set_password_hash(user.id, &hash, false).await?;
+    // Other sessions (perhaps the thief's) end; this one continues under a new id.
+    let (cookie, csrf) = crate::auth::replace_sessions(&app, user.id).await?;
     tracing::info!(user_id = user.id, "password changed");
-    Ok(Json(json!({ "ok": true })))
+    let mut response = Json(json!({ "ok": true, "csrf_token": csrf })).into_response();
+    response
+        .headers_mut()
+        .insert(axum::http::header::SET_COOKIE, cookie);
+    Ok(response)
 }
 
 #[derive(Deserialize)]

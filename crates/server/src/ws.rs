@@ -436,8 +436,9 @@ pub async fn connect(
     let upgrade = upgrade
         .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(SOCKET_BUFFER);
+    let session_hash = crate::auth::session_token_hash(&headers);
     Ok(upgrade.on_upgrade(move |socket| async move {
-        let session = Session::new(app, user, q.since).await;
+        let session = Session::new(app, user, session_hash, q.since).await;
         if let Ok(session) = session {
             session.run(socket).await;
         }
@@ -464,6 +465,9 @@ static NEXT_SOCKET: AtomicI64 = AtomicI64::new(1);
 struct Session {
     app: AppState,
     user: User,
+    /// The browser session the socket was opened with: when it ends (logout, password change),
+    /// the socket ends too.
+    session_hash: Option<String>,
     socket_id: u64,
     since: Option<i64>,
     audience: Audience,
@@ -474,7 +478,12 @@ struct Session {
 }
 
 impl Session {
-    async fn new(app: AppState, user: User, since: Option<i64>) -> ApiResult<Session> {
+    async fn new(
+        app: AppState,
+        user: User,
+        session_hash: Option<String>,
+        since: Option<i64>,
+    ) -> ApiResult<Session> {
         let queue_ids = app
             .store
             .user_queue_ids(user.id)
@@ -509,6 +518,7 @@ impl Session {
             },
             app,
             user,
+            session_hash,
             since,
             known,
             viewing: None,
@@ -543,6 +553,10 @@ impl Session {
                     Ok(event) if event.id > sent => {
                         // The feed sends only what this user may see.
                         sent = event.id;
+                        if self.concerns_me(&event) && !self.session_alive().await? {
+                            send(socket, json!({ "type": "session_ended" })).await?;
+                            return Ok(());
+                        }
                         send_event(socket, &event).await?;
                     }
                     Ok(_) => {}
@@ -568,6 +582,18 @@ impl Session {
                 _ = shutdown.cancelled() => return Ok(()),
             }
         }
+    }
+
+    fn concerns_me(&self, event: &LiveEvent) -> bool {
+        event.kind == "user.changed" && event.payload["user_id"].as_i64() == Some(self.user.id)
+    }
+
+    /// Whether the browser session behind this socket still exists.
+    async fn session_alive(&self) -> anyhow::Result<bool> {
+        let Some(hash) = &self.session_hash else {
+            return Ok(false);
+        };
+        Ok(self.app.store.session_user(hash).await?.is_some())
     }
 
     /// Sends what happened after `since` up to `upto` (where the live feed takes over).

@@ -242,13 +242,53 @@ impl Store {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
-    pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
+    /// Ends one session (logout). With the user's id, a `user.changed` event tells that session's
+    /// open sockets to close.
+    pub async fn delete_session(&self, token_hash: &str, user_id: Option<i64>) -> Result<()> {
+        let now = now_ms();
         on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
             sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
                 .bind(token_hash)
-                .execute(pool)
-                .await?
-                .rows_affected()
+                .execute(&mut *tx)
+                .await?;
+            if let Some(user_id) = user_id {
+                insert_event!(tx, now, "user.changed", None::<i64>, serde_json::json!({ "user_id": user_id }));
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// After a password change: every session of the person ends and the caller gets a new one,
+    /// in one transaction (with a `user.changed` event, so the others' sockets close).
+    pub async fn replace_sessions(
+        &self,
+        user_id: i64,
+        token_hash: &str,
+        csrf_token: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        let now = now_ms();
+        on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(csrf_token)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+            insert_event!(tx, now, "user.changed", None::<i64>, serde_json::json!({ "user_id": user_id }));
+            tx.commit().await?;
         });
         Ok(())
     }

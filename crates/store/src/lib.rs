@@ -24,6 +24,7 @@ pub mod desk_records;
 pub mod events;
 pub mod inbox;
 pub mod leases;
+pub mod login_throttle;
 pub mod media;
 pub mod outbox;
 pub mod settings;

@@ -518,6 +518,8 @@ async fn agents_work_a_customer_from_the_simulator_to_finalize() {
 struct DeskSetup {
     ana: Person,
     bia: Person,
+    /// The demo's admin, signed in on the customer's browser: the simulator is an admin's tool.
+    demo_admin: Person,
     /// A disposition of the "suporte" queue: not offered for an "atendimento" conversation.
     foreign_disposition: &'static str,
 }
@@ -535,6 +537,7 @@ impl DeskSetup {
         let (atendimento, suporte) = (queue_id("atendimento"), queue_id("suporte"));
         let ana = agent(app, "Ana", 3, &[atendimento]).await;
         let bia = agent(app, "Bia", 3, &[atendimento]).await;
+        let demo_admin = app.person(store::auth::Role::Admin, "Demo Admin").await;
         let field = json!({
             "queue_id": atendimento, "key": "pedido", "label": "Número do pedido",
             "kind": "number", "required": true,
@@ -558,6 +561,7 @@ impl DeskSetup {
         DeskSetup {
             ana,
             bia,
+            demo_admin,
             foreign_disposition,
         }
     }
@@ -614,7 +618,14 @@ async fn desk_scenario(
     tokio::try_join!(ana_signs_in, bia_signs_in)?;
 
     // The customer writes "Oi" from the simulator's phone; the bot answers with the protocol
-    // number and its menu; the customer taps "Falar com atendente".
+    // number and its menu; the customer taps "Falar com atendente". The simulator plays
+    // customers, so it asks for an admin's session first.
+    phone.goto("/simulator").await?;
+    phone.wait_for("#sim-signin").await?;
+    phone.goto("/app/").await?;
+    phone
+        .submit_login(&desk.demo_admin.email, PERSON_PASSWORD)
+        .await?;
     phone.goto("/simulator").await?;
     phone
         .wait_text(".sim-title", "Simulador de WhatsApp")

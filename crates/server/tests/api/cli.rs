@@ -603,22 +603,40 @@ async fn an_operator_sets_up_an_installation_from_the_command_line(install: Inst
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn first_start_prints_the_admin_password_once() {
+async fn first_start_writes_the_admin_password_to_a_private_file() {
+    // The test's server has no terminal, as under a service manager: the password must not go to
+    // stdout or the log, but to a file only the server's user can read.
     let install = Install::new(Backend::Sqlite).await.expect("sqlite");
     let server = install.serve().await;
-    let stdout = server.stdout();
-    let password = stdout
+    let file = install.data_dir.join(server::cli::FIRST_ADMIN_FILE);
+    let text = std::fs::read_to_string(&file).expect("the password file");
+    let password = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("password:"))
-        .unwrap_or_else(|| panic!("no password printed: {stdout}"))
+        .unwrap_or_else(|| panic!("no password in the file: {text}"))
         .trim()
         .to_owned();
-    assert!(password.len() >= 12, "{password:?}");
-    assert!(stdout.contains("admin@atende.local"), "{stdout}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| {
+            std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
+        };
+        assert_eq!(mode(&file), 0o600, "the password file is private");
+        assert_eq!(mode(&install.data_dir), 0o700, "the data folder is private");
+    }
+    assert!(text.contains("admin@atende.local"), "{text}");
+    let stdout = server.stdout();
+    assert!(!stdout.contains(&password), "not on stdout: {stdout}");
     assert!(
         !server.stderr().contains(&password),
         "the password is not a log line"
     );
+    assert!(
+        server.stderr().contains(server::cli::FIRST_ADMIN_FILE),
+        "the log says where the password is: {}",
+        server.stderr()
+    );
+    assert!(password.len() >= 12, "{password:?}");
     let login = |server: &Server| {
         server
             .http
@@ -629,11 +647,13 @@ async fn first_start_prints_the_admin_password_once() {
     assert_eq!(login(&server).await.unwrap().status(), 200);
     server.kill().await;
 
+    std::fs::remove_file(&file).expect("the admin deletes the file");
     let again = install.serve().await;
+    assert!(!file.exists(), "written only on the first start");
     assert!(
-        !again.stdout().contains("password"),
-        "shown only once: {}",
-        again.stdout()
+        !again.stderr().contains(server::cli::FIRST_ADMIN_FILE),
+        "announced only once: {}",
+        again.stderr()
     );
     assert_eq!(
         login(&again).await.unwrap().status(),

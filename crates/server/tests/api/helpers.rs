@@ -524,22 +524,32 @@ impl TestApp {
     }
 
     pub async fn sign_in(&self, id: i64, email: &str, password: &str) -> Person {
-        let login = self
-            .http
+        let login = self.login(email, password).await;
+        assert_eq!(login.status(), 200, "login of {email}");
+        self.person_from(id, email, login).await
+    }
+
+    /// `POST /api/auth/login` as a browser sends it.
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.http
             .post(format!("{}/api/auth/login", self.address))
             .json(&serde_json::json!({ "email": email, "password": password }))
             .send()
             .await
-            .expect("login");
-        assert_eq!(login.status(), 200, "login of {email}");
-        let cookie = login.headers()["set-cookie"]
+            .expect("login")
+    }
+
+    /// The person whose session a successful answer (login, password change) just set: its
+    /// cookie and the CSRF token of its body.
+    pub async fn person_from(&self, id: i64, email: &str, answer: reqwest::Response) -> Person {
+        let cookie = answer.headers()["set-cookie"]
             .to_str()
             .expect("cookie")
             .split(';')
             .next()
             .unwrap_or_default()
             .to_owned();
-        let body: Value = login.json().await.expect("login body");
+        let body: Value = answer.json().await.expect("answer body");
         Person {
             id,
             email: email.to_owned(),
@@ -632,6 +642,19 @@ impl Person {
     /// The cookie header, for clients other than reqwest (WebSocket).
     pub fn cookie(&self) -> &str {
         &self.cookie
+    }
+
+    /// The session's CSRF token, for requests built by hand.
+    pub fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    /// A request with this person's cookie and nothing else (no CSRF header), as another site's
+    /// page would make it.
+    pub fn bare(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.address))
+            .header("cookie", &self.cookie)
     }
 }
 

@@ -10,6 +10,7 @@ mod desk;
 mod live;
 mod outbound;
 mod processes;
+mod security_auth;
 mod webhook;
 
 mod cli;
