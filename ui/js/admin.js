@@ -1,8 +1,9 @@
 // "Administração" (admins): users, queues, channels, dispositions ("tabulações"), canned responses,
-// custom fields of the protocol form and pause reasons. One tab per screen (#/admin/users, ...).
+// custom fields of the protocol form, pause reasons and API tokens. One tab per screen
+// (#/admin/users, ...).
 
-import { describe, get, post, put } from "./api.js";
-import { h, replace, setRawText, setText } from "./dom.js";
+import { del, describe, get, post, put } from "./api.js";
+import { formatDateTime, h, replace, setRawText, setText } from "./dom.js";
 import { t } from "./i18n.js";
 import { crudScreen } from "./crud.js";
 import { listOf } from "./actions.js";
@@ -16,6 +17,7 @@ const TABS = [
   { name: "canned", label: "admin.canned", create: cannedScreen },
   { name: "fields", label: "admin.fields", create: fieldsScreen },
   { name: "pauses", label: "admin.pauses", create: pausesScreen },
+  { name: "tokens", label: "admin.tokens", create: tokensScreen },
 ];
 
 export function adminSection(container, { user }) {
@@ -370,4 +372,71 @@ function pausesScreen(container) {
     }
   });
   return {};
+}
+
+// ---------- API tokens ----------
+
+// The list never holds a token (the server keeps only hashes); a new token is shown once, in the
+// dialog that follows its creation.
+function tokensScreen(container) {
+  return crudScreen(container, {
+    title: "admin.tokens",
+    intro: "admin.tokensIntro",
+    listUrl: "/api/tokens",
+    listKey: "tokens",
+    createUrl: "/api/tokens",
+    newLabel: "admin.newToken",
+    columns: [
+      { label: "admin.tokenName", value: (tk) => tk.name },
+      { label: "admin.createdBy", value: (tk) => (tk.created_by == null ? h("span", { class: "muted", i18n: "admin.createdByCli" }) : text(tk.created_by_name || `#${tk.created_by}`)) },
+      { label: "admin.createdAt", value: (tk) => formatDateTime(tk.created_at) },
+      { label: "admin.lastUsed", value: (tk) => (tk.last_used_at == null ? h("span", { class: "muted", i18n: "admin.neverUsed" }) : formatDateTime(tk.last_used_at)) },
+      { label: "admin.tokenStatus", value: tokenStatus },
+    ],
+    fields: [{ key: "name", label: "admin.tokenName", required: true, createOnly: true, max: 100, hint: "admin.tokenNameHint" }],
+    afterSave: (saved, values, item, result) => showNewToken(result),
+    rowActions: (tk, { reload, notify }) =>
+      tk.revoked_at == null
+        ? [h("button", { type: "button", class: "btn btn-ghost btn-small danger", dataset: { testid: "token-revoke", id: tk.id }, i18n: "admin.revoke", on: { click: () => revokeToken(tk, reload, notify) } })]
+        : [],
+  });
+}
+
+function tokenStatus(tk) {
+  const status = tk.status || (tk.revoked_at == null ? "active" : "revoked");
+  const on = status === "active";
+  return h("span", {
+    class: `badge ${on ? "badge-on" : "badge-off"}`,
+    dataset: { testid: "token-status", status },
+    i18n: `admin.tokenStatus.${status}`,
+    i18nArgs: { when: tk.revoked_at == null ? "" : formatDateTime(tk.revoked_at) },
+  });
+}
+
+function showNewToken(result) {
+  const token = result?.token || "";
+  const value = h("input", { id: "new-token-value", type: "text", readonly: true, class: "code", value: token });
+  let dialog = null;
+  dialog = openDialog({
+    id: "new-token-dialog",
+    title: "admin.tokenTitle",
+    body: [h("p", { i18n: "admin.tokenShown", i18nArgs: { name: result?.name || "" } }), value, h("p", { class: "muted small", i18n: "admin.tokenOnce" })],
+    actions: [
+      h("button", { type: "button", class: "btn btn-ghost", i18n: "admin.copy", on: { click: () => navigator.clipboard?.writeText(token) } }),
+      h("button", { type: "button", id: "new-token-close", class: "btn btn-primary", i18n: "dialog.close", on: { click: () => dialog.close() } }),
+    ],
+  });
+  value.select();
+}
+
+async function revokeToken(tk, reload, notify) {
+  if (!window.confirm(t("admin.revokeConfirm", { name: tk.name }))) return;
+  try {
+    await del(`/api/tokens/${tk.id}`);
+    notify("admin.revoked");
+    reload();
+  } catch (e) {
+    notify(null);
+    window.alert(describe(e));
+  }
 }

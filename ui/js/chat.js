@@ -63,7 +63,19 @@ function fileName(m) {
   return m.media?.filename || c.document?.filename || c.filename || m.body || t("msg.openFile");
 }
 
-/** A document as a link: icon, name and size (filled in when known). */
+/**
+ * Images the server may show in place (it decides from the file's bytes, see docs/api.md); only
+ * these open in a tab. Anything else, whatever its declared type, is offered as a download, so a
+ * customer's file is never opened as a page of the app.
+ */
+const VIEWABLE_IMAGES = new Set(["image/jpeg", "image/png", "image/webp"]);
+
+function viewableImage(m) {
+  const declared = (m.media?.mime_type || m.content?.[m.kind]?.mime_type || "").split(";")[0].trim().toLowerCase();
+  return VIEWABLE_IMAGES.has(declared);
+}
+
+/** A document as a download link: icon, name and size (filled in when known). */
 function fileLink(m, url) {
   const size = h("span", { class: "file-size muted small" });
   const known = m.media?.size_bytes;
@@ -71,7 +83,7 @@ function fileLink(m, url) {
   else if (m.media_id) mediaSize(m.media_id).then((n) => (size.textContent = n ? formatBytes(n) : ""));
   return h(
     "a",
-    { class: "file-link", href: url, target: "_blank", rel: "noopener", download: fileName(m), dataset: { testid: "file-link" } },
+    { class: "file-link", href: url, download: fileName(m), dataset: { testid: "file-link" } },
     icon("document", { size: 20 }),
     h("span", { class: "file-info" }, h("span", { class: "file-name", text: fileName(m) }), size),
   );
@@ -88,10 +100,13 @@ function mediaView(m) {
       let attempts = 0;
       img.addEventListener("error", () => {
         attempts += 1;
-        if (attempts > 5) img.replaceWith(fileLink(m, url));
+        // The link around the picture goes too: a link inside a link would be invalid.
+        if (attempts > 5) (img.parentElement?.tagName === "A" ? img.parentElement : img).replaceWith(fileLink(m, url));
         else setTimeout(() => (img.src = `${url}?try=${attempts}`), 800 * attempts);
       });
-      return h("a", { href: url, target: "_blank", rel: "noopener" }, img);
+      return viewableImage(m)
+        ? h("a", { href: url, target: "_blank", rel: "noopener" }, img)
+        : h("a", { href: url, download: fileName(m) }, img);
     }
     case "audio":
       return h("audio", { class: "media-audio", controls: true, preload: "none", src: url });

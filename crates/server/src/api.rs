@@ -199,12 +199,60 @@ pub async fn create_token(
     if req.name.trim().is_empty() {
         return Err(ApiError::bad_request("name must not be empty"));
     }
+    // A token made with a token answers to the same person as the token that made it, so a
+    // deactivated admin's token cannot mint a successor that outlives them.
+    let created_by = match &who {
+        Principal::User(u) => Some(u.id),
+        Principal::ApiToken { id, .. } => app
+            .store
+            .api_token_by_id(*id)
+            .await?
+            .and_then(|t| t.created_by),
+    };
     let token = passwords::random_token();
     let id = app
         .store
-        .create_api_token(req.name.trim(), &passwords::token_hash(&token))
+        .create_api_token(req.name.trim(), &passwords::token_hash(&token), created_by)
         .await?;
-    Ok(Json(
-        json!({ "id": id, "name": req.name.trim(), "token": token }),
-    ))
+    let record = app
+        .store
+        .api_token_by_id(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    tracing::info!(token_id = id, created_by = ?created_by, "API token created");
+    // The raw token is in this answer only; the store keeps its hash.
+    let mut view = token_view(&record)?;
+    view["token"] = token.into();
+    Ok(Json(view))
+}
+
+fn token_view(t: &store::auth::ApiToken) -> ApiResult<Value> {
+    serde_json::to_value(t).map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// `GET /api/tokens` (admin): every token with who made it, its last use and whether it works;
+/// never a token or its hash.
+pub async fn list_tokens(State(app): State<AppState>, who: Principal) -> ApiResult<Json<Value>> {
+    who.require(ADMIN)?;
+    let tokens = app
+        .store
+        .api_tokens()
+        .await?
+        .iter()
+        .map(token_view)
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+/// `DELETE /api/tokens/{id}` (admin): revokes the token; it gets 401 from the next request on.
+/// The row stays, so the list still shows who made it and when it was revoked.
+pub async fn revoke_token(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    who.require(ADMIN)?;
+    let record = app.store.revoke_api_token(id).await?;
+    tracing::info!(token_id = id, by_user = ?who.user_id(), "API token revoked");
+    Ok(Json(token_view(&record)?))
 }

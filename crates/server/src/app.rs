@@ -442,7 +442,8 @@ pub fn router(state: AppState) -> Router {
         .route("/channels/{id}/disable", post(api::disable_channel))
         .route("/admin/dead-letters", get(api::dead_letters))
         .route("/admin/dead-letters/replay", post(api::replay_dead_letters))
-        .route("/tokens", post(api::create_token))
+        .route("/tokens", get(api::list_tokens).post(api::create_token))
+        .route("/tokens/{id}", delete(api::revoke_token))
         .route(
             "/flows",
             get(flows_api::list_flows).post(flows_api::create_flow),

@@ -64,12 +64,20 @@ impl FromRequestParts<AppState> for Principal {
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
         if let Some(token) = bearer(&parts.headers) {
-            let (id, name) = app
+            // Refused when revoked or when its creator is no longer an active admin.
+            let live = app
                 .store
                 .api_token(&passwords::token_hash(token))
                 .await?
                 .ok_or(ApiError::Unauthorized)?;
-            return Ok(Principal::ApiToken { id, name });
+            // The last use is informational: failing to record it must not refuse a valid token.
+            if let Err(e) = app.store.note_api_token_use(&live).await {
+                tracing::warn!(token_id = live.id, error = %e, "cannot record an API token's use");
+            }
+            return Ok(Principal::ApiToken {
+                id: live.id,
+                name: live.name,
+            });
         }
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(ApiError::Unauthorized)?;
         let (user, csrf) = app

@@ -5,7 +5,7 @@ use std::io::BufRead;
 
 use anyhow::{Context, bail};
 use store::Store;
-use store::auth::{NewUser, Role};
+use store::auth::{ApiTokenStatus, NewUser, Role};
 use store::channels::ChannelUpdate;
 
 use crate::app::{Application, open_store};
@@ -27,19 +27,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(cmd) => user(&open_store(&config).await?, cmd).await,
-        Command::Token(TokenCommand::Create { name }) => {
-            if name.trim().is_empty() {
-                bail!("--name must not be empty");
-            }
-            let store = open_store(&config).await?;
-            let token = passwords::random_token();
-            store
-                .create_api_token(name.trim(), &passwords::token_hash(&token))
-                .await?;
-            println!("{token}");
-            eprintln!("API token {name:?} created. It is shown only now: keep it safe.");
-            Ok(())
-        }
+        Command::Token(cmd) => token(&config, cmd).await,
         Command::Channel(cmd) => {
             let store = open_store(&config).await?;
             let secrets =
@@ -155,6 +143,68 @@ async fn user(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create { name } => {
+            if name.trim().is_empty() {
+                bail!("--name must not be empty");
+            }
+            let store = open_store(config).await?;
+            let token = passwords::random_token();
+            // The operator has no user: a CLI token is not tied to anyone's account.
+            store
+                .create_api_token(name.trim(), &passwords::token_hash(&token), None)
+                .await?;
+            println!("{token}");
+            eprintln!("API token {name:?} created. It is shown only now: keep it safe.");
+            Ok(())
+        }
+        TokenCommand::List => {
+            let tokens = open_store(config).await?.api_tokens().await?;
+            if tokens.is_empty() {
+                println!("no API tokens");
+            }
+            for t in tokens {
+                let status = match t.status {
+                    ApiTokenStatus::Active => "active",
+                    ApiTokenStatus::Revoked => "revoked",
+                    ApiTokenStatus::CreatorInactive => "creator-inactive",
+                };
+                let creator = match (t.created_by, t.created_by_name) {
+                    (Some(id), Some(name)) => format!("{name} (user {id})"),
+                    (Some(id), None) => format!("user {id}"),
+                    (None, _) => "cli".to_owned(),
+                };
+                println!(
+                    "{}\t{}\t{}\tcreated {}\tlast used {}\t{}",
+                    t.id,
+                    t.name,
+                    status,
+                    timestamp(Some(t.created_at)),
+                    timestamp(t.last_used_at),
+                    creator
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id } => {
+            let store = open_store(config).await?;
+            let revoked = match store.revoke_api_token(id).await {
+                Err(store::StoreError::NotFound) => bail!("no API token with id {id}"),
+                other => other?,
+            };
+            println!("API token {} ({:?}) revoked", revoked.id, revoked.name);
+            Ok(())
+        }
+    }
+}
+
+/// A unix-milliseconds instant as UTC RFC 3339, or "never".
+fn timestamp(ms: Option<i64>) -> String {
+    ms.and_then(|ms| jiff::Timestamp::from_second(ms.div_euclid(1000)).ok())
+        .map_or_else(|| "never".to_owned(), |t| t.to_string())
 }
 
 async fn channel(store: &Store, secrets: &SecretBox, cmd: ChannelCommand) -> anyhow::Result<()> {

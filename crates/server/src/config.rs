@@ -170,6 +170,13 @@ pub enum TokenCommand {
         #[arg(long)]
         name: String,
     },
+    /// List API tokens (never the tokens themselves): who made them, last use, revocation.
+    List,
+    /// Revoke an API token by id; it is refused from the next request on.
+    Revoke {
+        /// token id (see `token list`)
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -713,6 +713,7 @@ pub async fn create_disposition(
 ) -> ApiResult<Response> {
     who.require(ADMIN)?;
     let label = checked_text("label", &req.label, 100)?;
+    known_queue(&app, req.queue_id).await?;
     let d = app.store.create_disposition(req.queue_id, &label).await?;
     Ok((StatusCode::CREATED, Json(json!({ "disposition": d }))).into_response())
 }
@@ -732,6 +733,40 @@ fn removed(found: bool) -> ApiResult<Json<Value>> {
         Ok(Json(json!({ "ok": true })))
     } else {
         Err(ApiError::NotFound)
+    }
+}
+
+/// 400 unless the queue a piece of configuration is for exists (`None`: every queue).
+async fn known_queue(app: &AppState, queue_id: Option<i64>) -> ApiResult<()> {
+    match queue_id {
+        Some(q) if app.store.queue(q).await?.is_none() => {
+            Err(ApiError::bad_request(format!("no queue with id {q}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// 403 unless the caller may write the canned responses of `queue_id` (`None`: the global ones,
+/// offered in every queue). Admins (and integrations) write any; a supervisor only those of the
+/// queues they supervise, since the global ones reach every other queue's customers.
+async fn may_write_canned(app: &AppState, who: &Principal, queue_id: Option<i64>) -> ApiResult<()> {
+    match (who.role(), queue_id) {
+        (Role::Admin, _) => Ok(()),
+        (Role::Supervisor, Some(q)) => {
+            let me = who.user_id().unwrap_or(0);
+            if app.store.user_queue_ids(me).await?.contains(&q) {
+                Ok(())
+            } else {
+                Err(ApiError::Forbidden(
+                    "a supervisor writes only the canned responses of the queues they supervise"
+                        .into(),
+                ))
+            }
+        }
+        (Role::Supervisor, None) => Err(ApiError::Forbidden(
+            "canned responses for every queue (no queue_id) are written by admins".into(),
+        )),
+        (Role::Agent, _) => Err(ApiError::Forbidden("your role does not allow this".into())),
     }
 }
 
@@ -825,6 +860,7 @@ pub async fn create_custom_field(
 ) -> ApiResult<Response> {
     who.require(ADMIN)?;
     let new = checked_field(req, None)?;
+    known_queue(&app, new.queue_id).await?;
     let taken = app
         .store
         .custom_fields(new.queue_id.or(Some(0)))
@@ -936,6 +972,8 @@ pub async fn create_canned(
     Json(req): Json<CannedRequest>,
 ) -> ApiResult<Response> {
     who.require(MANAGERS)?;
+    known_queue(&app, req.queue_id).await?;
+    may_write_canned(&app, &who, req.queue_id).await?;
     let saved = save_canned(&app, None, req).await?;
     Ok((StatusCode::CREATED, Json(saved)).into_response())
 }
@@ -947,6 +985,16 @@ pub async fn update_canned(
     Json(req): Json<CannedRequest>,
 ) -> ApiResult<Json<Value>> {
     who.require(MANAGERS)?;
+    let existing = app
+        .store
+        .canned_response(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    // Both where it is and where it would go: a supervisor may neither edit a global or another
+    // queue's response nor move their own to every queue.
+    may_write_canned(&app, &who, existing.queue_id).await?;
+    known_queue(&app, req.queue_id).await?;
+    may_write_canned(&app, &who, req.queue_id).await?;
     Ok(Json(save_canned(&app, Some(id), req).await?))
 }
 
@@ -956,5 +1004,11 @@ pub async fn delete_canned(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     who.require(MANAGERS)?;
+    let existing = app
+        .store
+        .canned_response(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    may_write_canned(&app, &who, existing.queue_id).await?;
     removed(app.store.delete_canned_response(id).await?)
 }

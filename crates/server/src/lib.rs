@@ -20,6 +20,7 @@ pub mod headers;
 pub mod inbox;
 pub mod live;
 pub mod media_files;
+pub mod media_http;
 pub mod media_worker;
 pub mod messages;
 pub mod outbound;

@@ -154,6 +154,12 @@ impl MediaDownloader {
             .put(bytes.clone())
             .await
             .map_err(|e| format!("{e:#}"))?;
+        // The name is whatever the customer's phone sent (control characters included); it is
+        // cleaned as an upload's is before anything shows it or puts it in a header.
+        let filename = media
+            .filename
+            .as_deref()
+            .map(crate::media_http::sanitize_filename);
         self.store
             .media_ready(
                 media.id,
@@ -161,6 +167,7 @@ impl MediaDownloader {
                 info.mime_type.as_deref(),
                 bytes.len() as i64,
                 &hex_digest,
+                filename.as_deref(),
             )
             .await
             .map_err(|e| e.to_string())

@@ -2,9 +2,8 @@
 //! media, marking a conversation read on WhatsApp.
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Multipart, Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,6 +17,7 @@ use crate::api::message_view;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::media_http::{file_response, sandboxed, sanitize_filename};
 
 const STAFF: &[Role] = &[Role::Admin, Role::Supervisor, Role::Agent];
 
@@ -346,28 +346,19 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(json!({ "media": record }))).into_response())
 }
 
-/// Keeps a display name and nothing that could look like a path.
-fn sanitize_filename(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    let clean: String = base
-        .chars()
-        .filter(|c| !c.is_control() && *c != '"')
-        .take(200)
-        .collect();
-    if clean.trim().is_empty() || clean == "." || clean == ".." {
-        "arquivo".into()
-    } else {
-        clean
-    }
-}
-
+/// `GET /api/media/{id}`. Every answer, errors included, carries the media sandbox policy; how
+/// the bytes themselves go out is `media_http::file_response`.
 pub async fn download(
     State(app): State<AppState>,
     who: Principal,
     Path(id): Path<i64>,
-) -> ApiResult<Response> {
+) -> Response {
+    sandboxed(serve_media(&app, &who, id).await.into_response())
+}
+
+async fn serve_media(app: &AppState, who: &Principal, id: i64) -> ApiResult<Response> {
     let media = app.store.media(id).await?.ok_or(ApiError::NotFound)?;
-    authorize_media(&app, &who, &media).await?;
+    authorize_media(app, who, &media).await?;
     let Some(key) = media
         .storage_key
         .as_deref()
@@ -380,40 +371,7 @@ pub async fn download(
             .into_response());
     };
     let bytes = app.files.get(key).await?;
-    let mime = media
-        .mime_type
-        .clone()
-        .unwrap_or_else(|| "application/octet-stream".into());
-    let inline = matches!(media.kind.as_str(), "image" | "audio" | "video" | "sticker");
-    let filename = media
-        .filename
-        .clone()
-        .unwrap_or_else(|| format!("arquivo-{id}"));
-    let disposition = format!(
-        "{}; filename=\"{}\"; filename*=UTF-8''{}",
-        if inline { "inline" } else { "attachment" },
-        filename.replace(|c: char| !c.is_ascii() || c == '"', "_"),
-        percent_encode(&filename)
-    );
-    Ok((
-        [
-            (header::CONTENT_TYPE, mime),
-            (header::CONTENT_DISPOSITION, disposition),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
-            (header::CACHE_CONTROL, "private, max-age=3600".into()),
-        ],
-        Body::from(bytes),
-    )
-        .into_response())
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    Ok(file_response(&media, bytes))
 }
 
 /// A file is for whoever may see a conversation it was sent in; a fresh upload not sent yet, for

@@ -84,25 +84,38 @@ pub async fn create_user(
     }
     checked_password(&req.password)?;
     let limit = req.max_concurrent.map(checked_limit).transpose()?;
+    let mut queue_ids = req.queue_ids;
+    queue_ids.sort_unstable();
+    queue_ids.dedup();
+    // Everything is checked before anything is written: a bad queue id is the caller's mistake
+    // (400 naming it), not a half-created user and a 500.
+    let known: Vec<i64> = app.store.queues().await?.iter().map(|q| q.id).collect();
+    let unknown: Vec<String> = queue_ids
+        .iter()
+        .filter(|q| !known.contains(q))
+        .map(i64::to_string)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::BadRequest(
+            "unknown_queue",
+            format!("no queue with id {}", unknown.join(", ")),
+        ));
+    }
     let hash = passwords::hash_password_async(req.password).await?;
     let user = app
         .store
-        .create_user(NewUser {
-            email: &email,
-            name,
-            role,
-            password_hash: &hash,
-            must_change_password: false,
-        })
+        .create_desk_user(
+            NewUser {
+                email: &email,
+                name,
+                role,
+                password_hash: &hash,
+                must_change_password: false,
+            },
+            limit,
+            &queue_ids,
+        )
         .await?;
-    if limit.is_some() {
-        let patch = UserPatch {
-            max_concurrent: Some(limit),
-            ..Default::default()
-        };
-        app.store.update_user(user.id, &patch).await?;
-    }
-    app.store.set_user_queues(user.id, &req.queue_ids).await?;
     tracing::info!(user_id = user.id, role = role.as_str(), "user created");
     let user = app
         .store
@@ -237,14 +250,9 @@ pub async fn change_password(
     checked_password(&req.new_password)?;
     // The same throttle as the login: a stolen session cannot guess the password either.
     let client = crate::auth::client_ip(peer.ip(), &headers, &app.config.trusted_proxies);
-    if let Err(refused) = crate::auth::check_password(
-        &app,
-        client,
-        &user.email,
-        Some(&user),
-        req.current_password,
-    )
-    .await
+    if let Err(refused) =
+        crate::auth::check_password(&app, client, &user.email, Some(&user), req.current_password)
+            .await
     {
         if refused.status() == StatusCode::UNAUTHORIZED {
             return Err(ApiError::BadRequest(

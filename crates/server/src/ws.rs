@@ -52,10 +52,11 @@ pub struct LiveEvent {
     pub place: Option<ConversationPlace>,
 }
 
-/// Who a user is, as far as conversation events go. Mirrors `desk::access`: an admin sees
-/// everything; a supervisor their queues' conversations (and those without a queue) and their
-/// own; an agent their own, those waiting in their personal line, and those waiting for anyone in
-/// their queues.
+/// Who a user is, as far as conversation events go. Mirrors `desk::access` for open
+/// conversations: an admin sees everything; a supervisor their queues' conversations, the shared
+/// line's (no queue, waiting or assigned: not the bot's) and their own; an agent their own, those
+/// waiting in their personal line, and those waiting for anyone in their queues or the shared
+/// line.
 #[derive(Debug, Clone)]
 struct Audience {
     user_id: i64,
@@ -70,9 +71,17 @@ impl Audience {
             (Role::Admin, _) => true,
             (_, None) => false,
             (Role::Supervisor, Some(p)) => {
-                p.queue_id.is_none_or(|q| self.queue_ids.contains(&q))
-                    || p.agent_id == me
-                    || p.waiting_agent_id == me
+                let in_reach = match p.queue_id {
+                    Some(q) => self.queue_ids.contains(&q),
+                    // `desk::in_shared_line` for open conversations; a conversation with the bot
+                    // is for admins until it is handed to a queue. A closed one only reaches those
+                    // told of it before (the feed's `told`).
+                    None => {
+                        p.state == store::bot::QUEUED_STATE
+                            || p.state == store::desk::ASSIGNED_STATE
+                    }
+                };
+                in_reach || p.agent_id == me || p.waiting_agent_id == me
             }
             (Role::Agent, Some(p)) => {
                 let waiting_for_anyone_here = p.state == store::bot::QUEUED_STATE

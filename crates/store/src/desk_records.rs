@@ -25,7 +25,7 @@ pub enum Scope {
 pub enum Viewer {
     /// Sees everything (admins, integrations).
     Everything,
-    /// Sees their queues' conversations and their own.
+    /// Sees their queues' conversations, the shared line's (see [`SHARED_LINE`]) and their own.
     Supervisor(i64),
     /// Sees their own and their queues' waiting ones.
     Agent(i64),
@@ -43,6 +43,14 @@ pub struct ConversationQuery {
 
 const MY_QUEUES: &str = "(SELECT queue_id FROM queue_members WHERE user_id = $1)";
 
+/// A conversation without a queue that reached people: waiting for anyone (no flow, an
+/// integration's, released by the bot), worked by someone, or finalized. Every agent may take
+/// such a conversation, so every supervisor oversees it. A bot conversation (in progress, or
+/// closed by the bot) has no queue either but is not in it: it is only for admins until the bot
+/// hands it to a queue. Mirrors `server::desk::in_shared_line`.
+const SHARED_LINE: &str = "(c.queue_id IS NULL
+    AND (c.state IN ('queued', 'assigned') OR (c.closed_at IS NOT NULL AND c.close_reason = 'finalized')))";
+
 impl ConversationQuery {
     fn where_clause(&self) -> String {
         let me = "$1";
@@ -58,7 +66,10 @@ impl ConversationQuery {
             (_, Scope::Mine) => mine,
             (_, Scope::Waiting) => waiting_for_me,
             (Viewer::Supervisor(_), Scope::All) => {
-                format!("(c.queue_id IS NULL OR c.queue_id IN {MY_QUEUES} OR c.agent_id = {me})")
+                format!(
+                    "(c.queue_id IN {MY_QUEUES} OR {SHARED_LINE} OR c.agent_id = {me}
+                        OR c.waiting_agent_id = {me})"
+                )
             }
             (Viewer::Agent(_), Scope::All) => {
                 format!(
@@ -217,6 +228,26 @@ impl Store {
                  WHERE contact_id = $1 AND agent_id = $2 AND state = 'assigned'",
             )
             .bind(contact_id)
+            .bind(user_id)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(n > 0)
+    }
+
+    /// Whether `user_id` took part in this conversation as a person: it is (or was last)
+    /// assigned to them, it waits in their personal line, they finalized it, or
+    /// they were on either side of one of its transfers (or made it). What lets an agent serving
+    /// a customer read that customer's earlier conversations they handled in another queue.
+    pub async fn handled_conversation(&self, user_id: i64, conversation_id: i64) -> Result<bool> {
+        let (n,): (i64,) = on_read!(self, pool => {
+            sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM conversations WHERE id = $1
+                        AND (agent_id = $2 OR waiting_agent_id = $2 OR closed_by = $2))
+                    + (SELECT COUNT(*) FROM transfers WHERE conversation_id = $1
+                        AND (from_agent_id = $2 OR to_agent_id = $2 OR by_user_id = $2))",
+            )
+            .bind(conversation_id)
             .bind(user_id)
             .fetch_one(pool)
             .await?

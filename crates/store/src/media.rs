@@ -110,6 +110,8 @@ impl Store {
         Ok(claimed == 1)
     }
 
+    /// A download finished. `filename`, when given, replaces the stored name (the worker passes
+    /// the customer's name cleaned).
     pub async fn media_ready(
         &self,
         id: i64,
@@ -117,11 +119,13 @@ impl Store {
         mime_type: Option<&str>,
         size_bytes: i64,
         sha256: &str,
+        filename: Option<&str>,
     ) -> Result<()> {
         on_write!(self, pool => {
             sqlx::query(
                 "UPDATE media SET state = 'ready', storage_key = $2, mime_type = COALESCE($3, mime_type),
-                    size_bytes = $4, sha256 = $5, last_error = NULL, updated_at = $6 WHERE id = $1",
+                    size_bytes = $4, sha256 = $5, last_error = NULL, updated_at = $6,
+                    filename = COALESCE($7, filename) WHERE id = $1",
             )
             .bind(id)
             .bind(storage_key)
@@ -129,6 +133,7 @@ impl Store {
             .bind(size_bytes)
             .bind(sha256)
             .bind(now_ms())
+            .bind(filename)
             .execute(pool)
             .await?
             .rows_affected()

@@ -11,6 +11,10 @@
 //! the uploaded extension, so the recipient's device opens it with a viewer for what
 //! it really is.
 //!
+//! The same table decides how a stored file may be served back to a browser
+//! ([`inline_mime_type`]): in place only for the image, audio and video formats it
+//! recognises, whatever type the sender declared.
+//!
 //! Refused on purpose although Meta might take them: documents that carry VBA macros
 //! (`vbaProject.bin` in OOXML, a `Macros` / `_VBA_PROJECT_CUR` storage in OLE2) and text
 //! that is HTML, SVG or script markup. Both are active content that a contact center
@@ -113,6 +117,20 @@ pub fn validate_upload(bytes: &[u8], filename: Option<&str>) -> Result<DetectedM
         });
     }
     Ok(media)
+}
+
+/// The formats a browser may show in place (`Content-Disposition: inline`), as the MIME type to
+/// send. Only images, audio and video whose decoders run no script: PNG, JPEG, WEBP, MP3, AAC,
+/// OGG/Opus, AMR, M4A, MP4 and 3GP. Listed by name rather than "every non-document kind" so
+/// that a format added to [`detect`] later (SVG, GIF, ...) is not shown inline by accident.
+const INLINE: [DetectedMedia; 10] = [PNG, JPEG, WEBP, MP3, AAC, OGG_OPUS, AMR, M4A, MP4, THREE_GP];
+
+/// The MIME type under which stored `bytes` may be shown in a browser, or `None` when they must
+/// only be downloaded. Decided from the content alone: a sender's declared type says nothing
+/// (an "image" declared `text/html` or `image/svg+xml` would run script in the app's origin).
+pub fn inline_mime_type(bytes: &[u8]) -> Option<&'static str> {
+    let media = sniff(bytes, None)?;
+    INLINE.contains(&media).then_some(media.mime_type)
 }
 
 const fn media(kind: MediaKind, mime_type: &'static str, extension: &'static str) -> DetectedMedia {
@@ -1372,6 +1390,49 @@ mod tests {
                 refused(text, Some("nota.txt")),
                 "{}",
                 String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    // ------------------------------------------------------------ inline
+
+    #[test]
+    fn images_audio_and_video_may_be_inline_with_their_sniffed_type() {
+        assert_eq!(inline_mime_type(PNG_BYTES), Some("image/png"));
+        assert_eq!(inline_mime_type(JPEG_BYTES), Some("image/jpeg"));
+        assert_eq!(inline_mime_type(WEBP_BYTES), Some("image/webp"));
+        assert_eq!(inline_mime_type(&mp3_frames(2)), Some("audio/mpeg"));
+        assert_eq!(
+            inline_mime_type(&adts_frames(0xF1, 2, 64)),
+            Some("audio/aac")
+        );
+        assert_eq!(
+            inline_mime_type(&ogg_first_page(b"OpusHead\x01\x02")),
+            Some("audio/ogg")
+        );
+        assert_eq!(inline_mime_type(AMR_BYTES), Some("audio/amr"));
+        assert_eq!(inline_mime_type(&ftyp(b"M4A ", &[])), Some("audio/mp4"));
+        assert_eq!(inline_mime_type(&ftyp(b"isom", &[])), Some("video/mp4"));
+        assert_eq!(inline_mime_type(&ftyp(b"3gp4", &[])), Some("video/3gpp"));
+    }
+
+    #[test]
+    fn markup_documents_and_unknown_bytes_are_never_inline() {
+        for bytes in [
+            &b"<html><script>fetch('/api/auth/me')</script></html>"[..],
+            b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>",
+            b"\xEF\xBB\xBF<?xml version='1.0'?><svg/>",
+            b"texto simples",
+            PDF_BYTES,
+            b"MZ\x90\0\x03\0",
+            b"GIF89a\x01\0\x01\0",
+            b"",
+        ] {
+            assert_eq!(
+                inline_mime_type(bytes),
+                None,
+                "{}",
+                String::from_utf8_lossy(bytes)
             );
         }
     }

@@ -673,7 +673,7 @@ async fn help_names_every_subcommand_and_bad_settings_are_refused() {
         ("serve", &[][..]),
         ("migrate", &[]),
         ("user", &["add", "list"]),
-        ("token", &["create"]),
+        ("token", &["create", "list", "revoke"]),
         ("channel", &["add", "list", "disable"]),
         ("inbox", &["dead-letters", "replay"]),
     ];

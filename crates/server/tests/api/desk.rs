@@ -37,7 +37,7 @@ pub async fn agent(app: &TestApp, name: &str, limit: i64, queues: &[i64]) -> Per
     person
 }
 
-async fn admin_patch_user(app: &TestApp, id: i64, body: Value) {
+pub async fn admin_patch_user(app: &TestApp, id: i64, body: Value) {
     let resp = app
         .http
         .patch(format!("{}/api/users/{id}", app.address))
@@ -109,7 +109,7 @@ async fn loads(app: &TestApp) -> Vec<(i64, i64)> {
         .collect()
 }
 
-async fn disposition(app: &TestApp, label: &str, queue_id: Option<i64>) -> i64 {
+pub async fn disposition(app: &TestApp, label: &str, queue_id: Option<i64>) -> i64 {
     let resp = app
         .api_post(
             "/api/dispositions",

@@ -219,7 +219,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     let token = server::passwords::random_token();
     state
         .store
-        .create_api_token("tests", &server::passwords::token_hash(&token))
+        .create_api_token("tests", &server::passwords::token_hash(&token), None)
         .await
         .expect("token");
 

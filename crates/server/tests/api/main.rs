@@ -10,7 +10,10 @@ mod desk;
 mod live;
 mod outbound;
 mod processes;
+mod security_access;
 mod security_auth;
+mod security_media;
+mod security_tokens;
 mod webhook;
 
 mod cli;
