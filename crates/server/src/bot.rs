@@ -27,10 +27,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use store::Store;
 use store::bot::{
-    BOT_STATE, BotConversation, BotFinish, BotOutcome, BotPhase, BotSession, BotTurn,
-    ContactUpdate, NewQueue, QueueRecord,
+    BotConversation, BotFinish, BotOutcome, BotPhase, BotSession, BotTurn, ContactUpdate,
 };
-use store::conversations::MessageRecord;
+use store::conversations::{BOT_STATE, MessageRecord};
+use store::queues::{NewQueue, QueueRecord};
 use store::outbox::{Enqueued, NewOutbound};
 use tokio::sync::Semaphore;
 use tokio::sync::broadcast::error::RecvError;

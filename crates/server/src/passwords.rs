@@ -44,16 +44,13 @@ pub async fn verify_or_dummy(password: String, hash: Option<String>) -> bool {
     let real = hash.is_some();
     let hash = match hash {
         Some(h) => h,
-        None => {
-            let dummy = tokio::task::spawn_blocking(|| {
-                DUMMY
-                    .get_or_init(|| hash_password(&random_token()).unwrap_or_default())
-                    .clone()
-            })
-            .await
-            .unwrap_or_default();
-            dummy
-        }
+        None => tokio::task::spawn_blocking(|| {
+            DUMMY
+                .get_or_init(|| hash_password(&random_token()).unwrap_or_default())
+                .clone()
+        })
+        .await
+        .unwrap_or_default(),
     };
     verify_password_async(password, hash).await && real
 }
