@@ -548,9 +548,9 @@ mod tests {
     use domain::protocol::ProtocolConfig;
 
     use super::*;
+    use crate::StoreError;
     use crate::channels::NewChannel;
     use crate::conversations::{InboundItem, InboundMessageRecord};
-    use crate::StoreError;
     use crate::queues::NewQueue;
 
     async fn sqlite() -> (Store, std::path::PathBuf) {
