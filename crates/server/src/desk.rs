@@ -97,7 +97,7 @@ pub async fn access(app: &AppState, who: &Principal, c: &ConversationSummary) ->
             })
         }
         Role::Agent => {
-            let waiting = open && c.state == store::bot::QUEUED_STATE;
+            let waiting = open && c.state == store::conversations::QUEUED_STATE;
             if waiting && c.waiting_agent_id == Some(me) {
                 return Ok(Access::Take);
             }
@@ -221,7 +221,7 @@ pub async fn seed_desk_defaults(store: &Store) -> anyhow::Result<()> {
         .map(|u| u.id)
         .collect();
     for queue in store.queues().await? {
-        let desk = store::bot::QueueDesk {
+        let desk = store::queues::QueueDesk {
             waiting_message: Some(
                 "Você está na fila {{fila}}, posição {{posicao}}. Já vamos atender você.".into(),
             ),

@@ -11,7 +11,8 @@ use domain::flow::{Action, FlowContext};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use store::auth::Role;
-use store::bot::{FlowRecord, NewQueue, QueueDesk, QueuePatch, QueueRecord};
+use store::flows::FlowRecord;
+use store::queues::{NewQueue, QueueDesk, QueuePatch, QueueRecord};
 
 use crate::app::AppState;
 use crate::auth::Principal;

@@ -44,7 +44,7 @@ pub async fn list_users(State(app): State<AppState>, who: Principal) -> ApiResul
 }
 
 /// The limit shown for a person: their own, else the smallest default of their queues.
-fn effective_limit(u: &store::desk::DeskUser, queues: &[store::bot::QueueRecord]) -> i64 {
+fn effective_limit(u: &store::desk::DeskUser, queues: &[store::queues::QueueRecord]) -> i64 {
     u.max_concurrent.unwrap_or_else(|| {
         queues
             .iter()
@@ -476,7 +476,7 @@ pub async fn overview(State(app): State<AppState>, who: Principal) -> ApiResult<
 }
 
 /// What colleagues may know of a person: name, presence, load and limit (no e-mail).
-fn agent_view(u: &store::desk::DeskUser, queues: &[store::bot::QueueRecord]) -> Value {
+fn agent_view(u: &store::desk::DeskUser, queues: &[store::queues::QueueRecord]) -> Value {
     json!({
         "id": u.id, "name": u.name, "role": u.role, "presence": u.presence,
         "pause_reason": u.pause_reason, "load": u.load,

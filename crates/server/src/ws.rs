@@ -84,7 +84,7 @@ impl Audience {
                 in_reach || p.agent_id == me || p.waiting_agent_id == me
             }
             (Role::Agent, Some(p)) => {
-                let waiting_for_anyone_here = p.state == store::bot::QUEUED_STATE
+                let waiting_for_anyone_here = p.state == store::conversations::QUEUED_STATE
                     && p.waiting_agent_id.is_none()
                     && p.queue_id.is_none_or(|q| self.queue_ids.contains(&q));
                 p.agent_id == me || p.waiting_agent_id == me || waiting_for_anyone_here

@@ -1,104 +1,19 @@
-//! The bot's persistence: queues (where the bot hands conversations to people), flows and their
-//! immutable versions, one bot session per conversation and the single transaction that applies one
-//! turn of the flow to it (session state, saved answers, protocol informed, hand-off or close), plus
-//! the lookups around them (protocol number, contacts by Código).
+//! Bot sessions: one per conversation the bot talks to, and the single transaction that applies
+//! one turn of the flow to it (session state, saved answers, protocol informed, hand-off or
+//! close).
 //!
 //! A turn's messages are written with it: the message rows and their outbox jobs commit in the
 //! turn's transaction, behind the compare-and-set on the session that makes two workers (or two
 //! instances) apply a turn once. [`Store::apply_bot_turns`] applies many conversations' turns in
-//! one transaction, so a busy bot shares each commit among them.
+//! one transaction, so a busy bot shares each commit among them. Queues, flows and protocol lookups
+//! live in `queues`, `flows` and `protocols`.
 
 use serde::Serialize;
 use serde_json::json;
 
-use crate::conversations::{MESSAGE_COLUMNS, MessageRecord};
+use crate::conversations::{BOT_STATE, CLOSED_STATE, MESSAGE_COLUMNS, MessageRecord, QUEUED_STATE};
 use crate::outbox::{NewOutbound, insert_outbound};
-use crate::{Result, Store, StoreError, insert_event, now_ms, on_read, on_write};
-
-/// A conversation the bot is talking to.
-pub const BOT_STATE: &str = "bot";
-/// Waiting in a queue for a person.
-pub const QUEUED_STATE: &str = "queued";
-/// Finished; a new customer message opens a new conversation (and protocol).
-pub const CLOSED_STATE: &str = "closed";
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct QueueRecord {
-    pub id: i64,
-    pub key: String,
-    pub name: String,
-    pub priority: i64,
-    /// JSON schedule (weekly intervals, holidays, time zone); `None` = always open.
-    pub business_hours: Option<String>,
-    pub outside_hours_message: Option<String>,
-    /// `wait` (stay queued for the next shift) or `end` (close after the message).
-    pub outside_hours_action: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-    #[sqlx(flatten)]
-    pub desk: QueueDesk,
-}
-
-/// What the desk needs of a queue: the messages to a waiting customer and the agents' default
-/// limit.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow, PartialEq, Eq)]
-pub struct QueueDesk {
-    /// Sent when the customer starts waiting; `{{posicao}}`, `{{fila}}`, `{{protocolo}}`.
-    pub waiting_message: Option<String>,
-    /// The position is re-sent when it changed, at most this often; 0 = never.
-    pub position_update_secs: i64,
-    pub max_wait_secs: Option<i64>,
-    pub max_wait_message: Option<String>,
-    pub default_max_concurrent: i64,
-    pub transfer_message: Option<String>,
-    pub closing_message: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct NewQueue {
-    pub key: String,
-    pub name: String,
-    pub priority: i64,
-    pub business_hours: Option<String>,
-    pub outside_hours_message: Option<String>,
-    pub outside_hours_action: String,
-}
-
-/// A partial update; `Some(None)` clears a nullable column.
-#[derive(Debug, Clone, Default)]
-pub struct QueuePatch {
-    pub name: Option<String>,
-    pub priority: Option<i64>,
-    pub business_hours: Option<Option<String>>,
-    pub outside_hours_message: Option<Option<String>>,
-    pub outside_hours_action: Option<String>,
-}
-
-/// A flow with its current (latest) version.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct FlowRecord {
-    pub id: i64,
-    /// `None`: the default flow of every channel without its own.
-    pub channel_id: Option<i64>,
-    pub name: String,
-    pub enabled: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub version: i64,
-    pub version_id: i64,
-    pub definition: String,
-    pub version_created_by: Option<i64>,
-}
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct FlowVersionRecord {
-    pub id: i64,
-    pub flow_id: i64,
-    pub version: i64,
-    pub definition: String,
-    pub created_at: i64,
-    pub created_by: Option<i64>,
-}
+use crate::{Result, Store, insert_event, now_ms, on_read, on_write};
 
 /// What the bot needs to know about a conversation and its contact for one turn.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -206,46 +121,6 @@ pub struct BotTurn {
     pub sends: Vec<NewOutbound>,
 }
 
-/// A contact as the bot's identification sees it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct ContactRecord {
-    pub id: i64,
-    pub channel_id: i64,
-    pub wa_id: String,
-    pub profile_name: Option<String>,
-    pub name: Option<String>,
-    pub code: Option<String>,
-    pub email: Option<String>,
-}
-
-/// `GET /api/protocols/{number}`: the conversation behind a protocol number.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct ProtocolRecord {
-    pub conversation_id: i64,
-    pub channel_id: i64,
-    pub protocol: String,
-    pub state: String,
-    pub opened_at: i64,
-    pub closed_at: Option<i64>,
-    pub protocol_sent_at: Option<i64>,
-    pub priority: i64,
-    pub queued_at: Option<i64>,
-    pub subject: Option<String>,
-    pub agent_id: Option<i64>,
-    pub queue_id: Option<i64>,
-    pub queue_key: Option<String>,
-    pub queue_name: Option<String>,
-    pub contact_id: i64,
-    pub contact_wa_id: String,
-    pub contact_profile_name: Option<String>,
-    pub contact_name: Option<String>,
-    pub contact_code: Option<String>,
-    pub contact_email: Option<String>,
-    pub bot_outcome: Option<String>,
-    pub bot_finished_at: Option<i64>,
-    pub flow_version_id: Option<i64>,
-}
-
 /// Where the bot part of a conversation ends, for marking messages "bot" or "human".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BotPhase {
@@ -253,16 +128,6 @@ pub struct BotPhase {
     pub running: bool,
     pub last_bot_message_id: Option<i64>,
 }
-
-const QUEUE_COLUMNS: &str = "id, key, name, priority, business_hours, outside_hours_message,
-    outside_hours_action, created_at, updated_at, waiting_message, position_update_secs,
-    max_wait_secs, max_wait_message, default_max_concurrent, transfer_message, closing_message";
-
-const FLOW_SELECT: &str =
-    "SELECT f.id, f.channel_id, f.name, f.enabled, f.created_at, f.updated_at,
-    v.version, v.id AS version_id, v.definition, v.created_by AS version_created_by
-    FROM flows f JOIN flow_versions v ON v.flow_id = f.id
-    AND v.version = (SELECT MAX(x.version) FROM flow_versions x WHERE x.flow_id = f.id)";
 
 const SESSION_COLUMNS: &str = "conversation_id, flow_version_id, state, last_input_message_id,
     started_at, last_activity_at, reminder_due_at, close_due_at, reminder_sent_at, finished_at,
@@ -285,312 +150,6 @@ macro_rules! finish_bot_session {
         .await?
     };
 }
-
-// ------------------------------------------------------------------------------------------ queues
-
-impl Store {
-    pub async fn queues(&self) -> Result<Vec<QueueRecord>> {
-        let sql = format!("SELECT {QUEUE_COLUMNS} FROM queues ORDER BY priority DESC, id");
-        Ok(on_read!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?
-        }))
-    }
-
-    pub async fn queue(&self, id: i64) -> Result<Option<QueueRecord>> {
-        let sql = format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE id = $1");
-        Ok(on_read!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
-        }))
-    }
-
-    pub async fn queue_by_key(&self, key: &str) -> Result<Option<QueueRecord>> {
-        let sql = format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE key = $1");
-        Ok(on_read!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(key).fetch_optional(pool).await?
-        }))
-    }
-
-    /// Creates a queue; `Conflict` when the key is taken.
-    pub async fn create_queue(&self, new: &NewQueue) -> Result<QueueRecord> {
-        match self.insert_queue(new, false).await {
-            Ok(Some(q)) => Ok(q),
-            Ok(None) => Err(StoreError::NotFound),
-            Err(StoreError::Database(e)) if crate::is_unique_violation(&e) => Err(
-                StoreError::Conflict(format!("a queue with key {:?} already exists", new.key)),
-            ),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The queue with `new.key`, created as given when missing (seeding, hand-off to a queue a flow
-    /// names before an admin created it). Safe under concurrency.
-    pub async fn ensure_queue(&self, new: &NewQueue) -> Result<QueueRecord> {
-        if let Some(q) = self.insert_queue(new, true).await? {
-            return Ok(q);
-        }
-        let sql = format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE key = $1");
-        Ok(on_write!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&new.key).fetch_one(pool).await?
-        }))
-    }
-
-    async fn insert_queue(
-        &self,
-        new: &NewQueue,
-        ignore_existing: bool,
-    ) -> Result<Option<QueueRecord>> {
-        let now = now_ms();
-        let conflict = if ignore_existing {
-            "ON CONFLICT (key) DO NOTHING"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "INSERT INTO queues (key, name, priority, business_hours, outside_hours_message,
-                outside_hours_action, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) {conflict} RETURNING {QUEUE_COLUMNS}"
-        );
-        Ok(on_write!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(&new.key)
-                .bind(&new.name)
-                .bind(new.priority)
-                .bind(&new.business_hours)
-                .bind(&new.outside_hours_message)
-                .bind(&new.outside_hours_action)
-                .bind(now)
-                .fetch_optional(pool)
-                .await?
-        }))
-    }
-
-    pub async fn update_queue(&self, id: i64, p: &QueuePatch) -> Result<QueueRecord> {
-        let sql = format!(
-            "UPDATE queues SET
-                name = COALESCE($2, name),
-                priority = COALESCE($3, priority),
-                business_hours = CASE WHEN $4 THEN $5 ELSE business_hours END,
-                outside_hours_message = CASE WHEN $6 THEN $7 ELSE outside_hours_message END,
-                outside_hours_action = COALESCE($8, outside_hours_action),
-                updated_at = $9
-             WHERE id = $1 RETURNING {QUEUE_COLUMNS}"
-        );
-        let row: Option<QueueRecord> = on_write!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(id)
-                .bind(&p.name)
-                .bind(p.priority)
-                .bind(p.business_hours.is_some())
-                .bind(p.business_hours.clone().flatten())
-                .bind(p.outside_hours_message.is_some())
-                .bind(p.outside_hours_message.clone().flatten())
-                .bind(&p.outside_hours_action)
-                .bind(now_ms())
-                .fetch_optional(pool)
-                .await?
-        });
-        row.ok_or(StoreError::NotFound)
-    }
-}
-
-impl Store {
-    /// Replaces a queue's desk settings.
-    pub async fn update_queue_desk(&self, id: i64, d: &QueueDesk) -> Result<QueueRecord> {
-        let sql = format!(
-            "UPDATE queues SET waiting_message = $2, position_update_secs = $3, max_wait_secs = $4,
-                max_wait_message = $5, default_max_concurrent = $6, transfer_message = $7,
-                closing_message = $8, updated_at = $9
-             WHERE id = $1 RETURNING {QUEUE_COLUMNS}"
-        );
-        let row: Option<QueueRecord> = on_write!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(id)
-                .bind(&d.waiting_message)
-                .bind(d.position_update_secs)
-                .bind(d.max_wait_secs)
-                .bind(&d.max_wait_message)
-                .bind(d.default_max_concurrent)
-                .bind(&d.transfer_message)
-                .bind(&d.closing_message)
-                .bind(now_ms())
-                .fetch_optional(pool)
-                .await?
-        });
-        row.ok_or(StoreError::NotFound)
-    }
-}
-
-// ------------------------------------------------------------------------------------------- flows
-
-impl Store {
-    /// Creates a flow with its version 1. `Conflict` when the channel (or the default, for `None`)
-    /// already has a flow: edit that one instead.
-    pub async fn create_flow(
-        &self,
-        channel_id: Option<i64>,
-        name: &str,
-        definition: &str,
-        created_by: Option<i64>,
-    ) -> Result<FlowRecord> {
-        let now = now_ms();
-        let result: Result<i64, sqlx::Error> = on_write!(self, pool => {
-            async {
-                let mut tx = pool.begin().await?;
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO flows (channel_id, name, enabled, created_at, updated_at)
-                     VALUES ($1, $2, TRUE, $3, $3) RETURNING id",
-                )
-                .bind(channel_id)
-                .bind(name)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO flow_versions (flow_id, version, definition, created_at, created_by)
-                     VALUES ($1, 1, $2, $3, $4)",
-                )
-                .bind(id)
-                .bind(definition)
-                .bind(now)
-                .bind(created_by)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(id)
-            }
-            .await
-        });
-        match result {
-            Ok(id) => self.flow(id).await?.ok_or(StoreError::NotFound),
-            Err(e) if crate::is_unique_violation(&e) => {
-                Err(StoreError::Conflict(match channel_id {
-                    Some(c) => format!("channel {c} already has a flow; edit it instead"),
-                    None => "a default flow already exists; edit it instead".to_owned(),
-                }))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Renames, enables/disables and, with a definition, adds a new version (running conversations
-    /// keep theirs).
-    pub async fn update_flow(
-        &self,
-        id: i64,
-        name: Option<&str>,
-        enabled: Option<bool>,
-        definition: Option<&str>,
-        created_by: Option<i64>,
-    ) -> Result<FlowRecord> {
-        let now = now_ms();
-        let result: Result<bool, sqlx::Error> = on_write!(self, pool => {
-            async {
-                let mut tx = pool.begin().await?;
-                let found = sqlx::query(
-                    "UPDATE flows SET name = COALESCE($2, name), enabled = COALESCE($3, enabled), updated_at = $4
-                     WHERE id = $1",
-                )
-                .bind(id)
-                .bind(name)
-                .bind(enabled)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if found == 0 {
-                    return Ok(false);
-                }
-                if let Some(definition) = definition {
-                    sqlx::query(
-                        "INSERT INTO flow_versions (flow_id, version, definition, created_at, created_by)
-                         VALUES ($1, (SELECT COALESCE(MAX(version), 0) + 1 FROM flow_versions WHERE flow_id = $1),
-                            $2, $3, $4)",
-                    )
-                    .bind(id)
-                    .bind(definition)
-                    .bind(now)
-                    .bind(created_by)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
-                Ok(true)
-            }
-            .await
-        });
-        match result {
-            Ok(true) => self.flow(id).await?.ok_or(StoreError::NotFound),
-            Ok(false) => Err(StoreError::NotFound),
-            Err(e) if crate::is_unique_violation(&e) => Err(StoreError::Conflict(
-                "the flow was edited at the same time by someone else; reload and try again".into(),
-            )),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    pub async fn flows(&self) -> Result<Vec<FlowRecord>> {
-        let sql = format!("{FLOW_SELECT} ORDER BY f.id");
-        Ok(on_read!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?
-        }))
-    }
-
-    pub async fn flow(&self, id: i64) -> Result<Option<FlowRecord>> {
-        let sql = format!("{FLOW_SELECT} WHERE f.id = $1");
-        Ok(on_read!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
-        }))
-    }
-
-    /// Every version of a flow, newest first.
-    pub async fn flow_versions(&self, flow_id: i64) -> Result<Vec<FlowVersionRecord>> {
-        Ok(on_read!(self, pool => {
-            sqlx::query_as(
-                "SELECT id, flow_id, version, definition, created_at, created_by FROM flow_versions
-                 WHERE flow_id = $1 ORDER BY version DESC",
-            )
-            .bind(flow_id)
-            .fetch_all(pool)
-            .await?
-        }))
-    }
-
-    pub async fn flow_version(&self, id: i64) -> Result<Option<FlowVersionRecord>> {
-        Ok(on_read!(self, pool => {
-            sqlx::query_as(
-                "SELECT id, flow_id, version, definition, created_at, created_by FROM flow_versions WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-        }))
-    }
-
-    /// The latest version of the enabled flow a new conversation on `channel_id` runs: the
-    /// channel's own, else the default one.
-    pub async fn current_flow_version(&self, channel_id: i64) -> Result<Option<FlowVersionRecord>> {
-        Ok(on_read!(self, pool => {
-            sqlx::query_as(
-                "SELECT v.id, v.flow_id, v.version, v.definition, v.created_at, v.created_by
-                 FROM flows f JOIN flow_versions v ON v.flow_id = f.id
-                 WHERE f.enabled = TRUE AND (f.channel_id = $1 OR f.channel_id IS NULL)
-                 ORDER BY CASE WHEN f.channel_id IS NULL THEN 1 ELSE 0 END, v.version DESC
-                 LIMIT 1",
-            )
-            .bind(channel_id)
-            .fetch_optional(pool)
-            .await?
-        }))
-    }
-
-    pub async fn flow_count(&self) -> Result<i64> {
-        Ok(on_read!(self, pool => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM flows").fetch_one(pool).await?
-        }))
-    }
-}
-
-// ------------------------------------------------------------------------------------ bot sessions
 
 impl Store {
     pub async fn bot_conversation(&self, conversation_id: i64) -> Result<Option<BotConversation>> {
@@ -984,58 +543,15 @@ impl Store {
     }
 }
 
-// ---------------------------------------------------------------------------- identification, SAC
-
-impl Store {
-    /// Contacts (on any channel) whose Código is `code` (normalized), most recently updated first,
-    /// except `exclude_contact_id`.
-    pub async fn contacts_with_code(
-        &self,
-        code: &str,
-        exclude_contact_id: i64,
-    ) -> Result<Vec<ContactRecord>> {
-        Ok(on_read!(self, pool => {
-            sqlx::query_as(
-                "SELECT id, channel_id, wa_id, profile_name, name, code, email FROM contacts
-                 WHERE code = $1 AND id <> $2 ORDER BY updated_at DESC, id DESC LIMIT 20",
-            )
-            .bind(code)
-            .bind(exclude_contact_id)
-            .fetch_all(pool)
-            .await?
-        }))
-    }
-
-    /// The conversation of a protocol number, with its contact, queue and bot outcome.
-    pub async fn conversation_by_protocol(&self, protocol: &str) -> Result<Option<ProtocolRecord>> {
-        Ok(on_read!(self, pool => {
-            sqlx::query_as(
-                "SELECT c.id AS conversation_id, c.channel_id, c.protocol, c.state, c.opened_at, c.closed_at,
-                    c.protocol_sent_at, c.priority, c.queued_at, c.subject, c.agent_id, c.queue_id,
-                    q.key AS queue_key, q.name AS queue_name,
-                    ct.id AS contact_id, ct.wa_id AS contact_wa_id, ct.profile_name AS contact_profile_name,
-                    ct.name AS contact_name, ct.code AS contact_code, ct.email AS contact_email,
-                    s.outcome AS bot_outcome, s.finished_at AS bot_finished_at, s.flow_version_id
-                 FROM conversations c
-                 JOIN contacts ct ON ct.id = c.contact_id
-                 LEFT JOIN queues q ON q.id = c.queue_id
-                 LEFT JOIN bot_sessions s ON s.conversation_id = c.id
-                 WHERE c.protocol = $1",
-            )
-            .bind(protocol)
-            .fetch_optional(pool)
-            .await?
-        }))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use domain::protocol::ProtocolConfig;
 
     use super::*;
+    use crate::StoreError;
     use crate::channels::NewChannel;
     use crate::conversations::{InboundItem, InboundMessageRecord};
+    use crate::queues::NewQueue;
 
     async fn sqlite() -> (Store, std::path::PathBuf) {
         let path =

@@ -137,9 +137,16 @@ pub(crate) const MESSAGE_COLUMNS: &str = "id, conversation_id, channel_id, direc
     author_user_id, wamid, kind, body, content, reply_to_wamid, status, error_code, error_title,
     error_detail, media_id, wa_timestamp, created_at, updated_at";
 
+/// A conversation the bot is talking to.
+pub const BOT_STATE: &str = "bot";
+/// Waiting in a queue for a person.
+pub const QUEUED_STATE: &str = "queued";
+/// Finished; a new customer message opens a new conversation (and protocol).
+pub const CLOSED_STATE: &str = "closed";
+
 /// The state a conversation starts in when no bot flow applies to its channel; with a flow it
-/// starts in [`crate::bot::BOT_STATE`] and the bot worker hands it to a queue.
-pub const INITIAL_STATE: &str = "queued";
+/// starts in [`BOT_STATE`] and the bot worker hands it to a queue.
+pub const INITIAL_STATE: &str = QUEUED_STATE;
 
 /// Takes the next protocol number of the day inside the caller's transaction: the counter row is
 /// locked until commit, so numbers are unique and gap-free across connections and instances.
@@ -236,7 +243,7 @@ impl Store {
                                 .bind(m.channel_id)
                                 .fetch_one(&mut *tx)
                                 .await?;
-                                let state = if flows > 0 { crate::bot::BOT_STATE } else { INITIAL_STATE };
+                                let state = if flows > 0 { BOT_STATE } else { INITIAL_STATE };
                                 let id: i64 = sqlx::query_scalar(
                                     "INSERT INTO conversations (channel_id, contact_id, protocol, state, opened_at, last_message_at)
                                      VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use domain::protocol::{self, ProtocolConfig};
 
-use crate::bot::{CLOSED_STATE, QUEUED_STATE};
+use crate::conversations::{CLOSED_STATE, QUEUED_STATE};
 use crate::conversations::allocate_protocol;
 use crate::{Backend, Result, Store, StoreError, insert_event, now_ms, on_read, on_write};
 

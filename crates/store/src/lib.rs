@@ -22,11 +22,14 @@ pub mod conversations;
 pub mod desk;
 pub mod desk_records;
 pub mod events;
+pub mod flows;
 pub mod inbox;
 pub mod leases;
 pub mod login_throttle;
 pub mod media;
 pub mod outbox;
+pub mod protocols;
+pub mod queues;
 pub mod settings;
 
 /// What can go wrong talking to the database.
