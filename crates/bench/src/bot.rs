@@ -155,7 +155,7 @@ async fn run_backend(backend: Backend, args: &BotArgs) -> anyhow::Result<Value> 
     let sim = GraphSim::start(sim_cfg).await?;
 
     // The demo flow and its queues, exactly as a first start seeds them.
-    server::bot::seed_demo_flow(&harness.state.store).await?;
+    server::workers::bot::seed_demo_flow(&harness.state.store).await?;
     let channel_id = harness.add_channel(&spec).await?;
     let update = store::channels::ChannelUpdate {
         graph_base_url: Some(sim.base_url()),

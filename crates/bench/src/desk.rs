@@ -1069,7 +1069,7 @@ async fn socket(
     ready: oneshot::Sender<Result<(), String>>,
 ) {
     let request = url.into_client_request().map_err(|e| e.to_string());
-    let cookie = HeaderValue::from_str(&format!("{}={token}", server::auth::SESSION_COOKIE))
+    let cookie = HeaderValue::from_str(&format!("{}={token}", server::http::auth::SESSION_COOKIE))
         .map_err(|e| e.to_string());
     let mut request = match (request, cookie) {
         (Ok(r), Ok(c)) => (r, c),

@@ -80,7 +80,7 @@ enum Database {
 pub struct Harness {
     pub backend: Backend,
     pub port: u16,
-    pub state: server::app::AppState,
+    pub state: server::state::AppState,
     stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
     database: Database,

@@ -1,75 +1,28 @@
-//! Building and running the server: state shared by handlers, the router, background workers.
+//! Building and running the server: the state (`crate::state`), the background workers
+//! (`crate::workers`), the listener and the router (`crate::http::router`).
 
-use std::ops::Deref;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, patch, post, put};
 use store::Store;
 use store::auth::{NewUser, Role};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::trace::TraceLayer;
 
 use crate::channels::ChannelRegistry;
 use crate::config::Config;
 use crate::demo::DemoMode;
-use crate::inbox::{InboxProcessor, InboxWriter};
 use crate::live::Live;
 use crate::media_files::MediaFiles;
-use crate::media_worker::MediaDownloader;
-use crate::outbound::{Outbound, SenderWorker};
+use crate::passwords;
 use crate::secrets::SecretBox;
-use crate::{api, auth, desk_api, flows_api, messages, passwords, people_api, ui, webhook, ws};
+use crate::state::{AppContext, AppState};
+use crate::workers::inbox::{InboxProcessor, InboxWriter};
+use crate::workers::media_download::MediaDownloader;
+use crate::workers::outbound::{Outbound, SenderWorker};
 use whatsapp::graph::GraphClient;
-
-pub struct AppContext {
-    pub config: Config,
-    pub store: Store,
-    pub channels: ChannelRegistry,
-    pub inbox: InboxWriter,
-    pub inbox_wake: Arc<Notify>,
-    pub live: Live,
-    pub instance_id: String,
-    pub outbound: Outbound,
-    pub graph: GraphClient,
-    pub files: MediaFiles,
-    pub media_wake: Arc<Notify>,
-    /// The built-in WhatsApp simulator, when the demo runs.
-    pub simulator: Option<graph_sim::GraphSim>,
-    /// The event log fanned out to this instance's WebSockets.
-    pub feed: crate::ws::EventFeed,
-    pub viewers: crate::ws::Viewers,
-    pub sockets: crate::desk::Sockets,
-    /// Wakes the desk worker (routing) at once.
-    pub desk_wake: Arc<Notify>,
-    /// Cancelled at shutdown (long-lived WebSockets end with it).
-    pub shutdown: CancellationToken,
-}
-
-impl AppContext {
-    pub fn cookies_secure(&self) -> bool {
-        self.config
-            .public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"))
-    }
-}
-
-/// What every handler receives; cheap to clone.
-#[derive(Clone)]
-pub struct AppState(Arc<AppContext>);
-
-impl Deref for AppState {
-    type Target = AppContext;
-    fn deref(&self) -> &AppContext {
-        &self.0
-    }
-}
 
 /// Opens the database named by the configuration and applies migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -189,8 +142,8 @@ impl Application {
         let files = MediaFiles::open(config.media_store.as_deref(), &config.data_dir)?;
         let send_wake = Arc::new(Notify::new());
         let outbound = Outbound::new(store.clone(), live.clone(), send_wake.clone());
-        let completions = crate::outbound::Completions::start(store.clone());
-        let late_slots = crate::outbound::LateSlots::start(store.clone());
+        let completions = crate::workers::outbound::Completions::start(store.clone());
+        let late_slots = crate::workers::outbound::LateSlots::start(store.clone());
         for n in 0..config.sender_workers.max(1) {
             let worker = SenderWorker {
                 store: store.clone(),
@@ -216,29 +169,29 @@ impl Application {
         workers.spawn(downloader.run(shutdown.clone()));
         // The bot: seeded before the listener serves, so the first webhook already meets the flow.
         if config.seed_demo_flow {
-            crate::bot::seed_demo_flow(&store)
+            crate::workers::bot::seed_demo_flow(&store)
                 .await
                 .context("cannot install the demo bot flow")?;
         }
-        let bot = crate::bot::BotWorker::new(
+        let bot = crate::workers::bot::BotWorker::new(
             store.clone(),
             outbound.clone(),
             live.clone(),
-            crate::bot::BotSettings::from_config(&config),
+            crate::workers::bot::BotSettings::from_config(&config),
         );
         workers.spawn(bot.run(shutdown.clone()));
         workers.spawn(refresh_channels(channels.clone(), shutdown.clone()));
-        let feed = crate::ws::EventFeed::new();
-        let sockets = crate::desk::Sockets::default();
+        let feed = crate::live::ws::EventFeed::new();
+        let sockets = crate::workers::routing::Sockets::default();
         let desk_wake = Arc::new(Notify::new());
-        let tailer = crate::ws::EventTailer {
+        let tailer = crate::live::ws::EventTailer {
             store: store.clone(),
             live: live.clone(),
             feed: feed.clone(),
             desk_wake: desk_wake.clone(),
         };
         workers.spawn(tailer.start(shutdown.clone()));
-        let desk = crate::desk::DeskWorker {
+        let desk = crate::workers::routing::DeskWorker {
             store: store.clone(),
             outbound: outbound.clone(),
             live: live.clone(),
@@ -274,7 +227,7 @@ impl Application {
             media_wake,
             simulator,
             feed,
-            viewers: crate::ws::Viewers::default(),
+            viewers: crate::live::ws::Viewers::default(),
             sockets,
             desk_wake,
             shutdown: shutdown.clone(),
@@ -308,7 +261,7 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
-        let app = router(self.state.clone());
+        let app = crate::http::router(self.state.clone());
         axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -340,164 +293,4 @@ async fn refresh_channels(channels: ChannelRegistry, shutdown: CancellationToken
             tracing::warn!(error = %e, "cannot refresh channels");
         }
     }
-}
-
-pub fn router(state: AppState) -> Router {
-    let webhook_limit = state.config.webhook_max_body;
-    let webhooks = Router::new()
-        .route(
-            "/webhooks/whatsapp",
-            get(webhook::verify).post(webhook::receive),
-        )
-        .layer(DefaultBodyLimit::max(webhook_limit));
-    let api = Router::new()
-        .route("/auth/login", post(auth::login))
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/me", get(auth::me))
-        .route("/auth/password", post(people_api::change_password))
-        .route("/ws", get(ws::connect))
-        .route(
-            "/users",
-            get(people_api::list_users).post(people_api::create_user),
-        )
-        .route("/users/{id}", patch(people_api::update_user))
-        .route("/agents", get(people_api::list_agents))
-        .route(
-            "/users/{id}/reset-password",
-            post(people_api::reset_password),
-        )
-        .route("/users/{id}/presence", put(people_api::set_user_presence))
-        .route("/presence", put(people_api::set_own_presence))
-        .route(
-            "/pause-reasons",
-            get(people_api::get_pause_reasons).put(people_api::put_pause_reasons),
-        )
-        .route(
-            "/queues/{id}/members",
-            get(people_api::get_members).put(people_api::put_members),
-        )
-        .route("/supervisor/overview", get(people_api::overview))
-        .route("/channels/{id}/test", post(people_api::test_channel))
-        .route(
-            "/conversations",
-            get(desk_api::list_conversations).post(desk_api::start_conversation),
-        )
-        .route("/conversations/{id}", get(desk_api::get_conversation))
-        .route("/conversations/{id}/assign", post(desk_api::assign))
-        .route("/conversations/{id}/transfer", post(desk_api::transfer))
-        .route(
-            "/conversations/{id}/transfers",
-            get(desk_api::list_transfers),
-        )
-        .route("/conversations/{id}/finalize", post(desk_api::finalize))
-        .route(
-            "/conversations/{id}/notes",
-            get(desk_api::list_notes).post(desk_api::add_note),
-        )
-        .route(
-            "/conversations/{id}/form",
-            get(desk_api::get_form).patch(desk_api::patch_form),
-        )
-        .route(
-            "/contacts/{id}/conversations",
-            get(desk_api::contact_conversations),
-        )
-        .route(
-            "/dispositions",
-            get(desk_api::list_dispositions).post(desk_api::create_disposition),
-        )
-        .route("/dispositions/{id}", delete(desk_api::delete_disposition))
-        .route(
-            "/custom-fields",
-            get(desk_api::list_custom_fields).post(desk_api::create_custom_field),
-        )
-        .route(
-            "/custom-fields/{id}",
-            patch(desk_api::update_custom_field).delete(desk_api::delete_custom_field),
-        )
-        .route(
-            "/canned-responses",
-            get(desk_api::list_canned).post(desk_api::create_canned),
-        )
-        .route(
-            "/canned-responses/{id}",
-            patch(desk_api::update_canned).delete(desk_api::delete_canned),
-        )
-        .route(
-            "/conversations/{id}/messages",
-            get(api::list_messages).post(messages::send),
-        )
-        .route("/conversations/{id}/read", post(messages::mark_read))
-        .route(
-            "/media",
-            post(messages::upload).layer(DefaultBodyLimit::max(101 * 1024 * 1024)),
-        )
-        .route("/media/{id}", get(messages::download))
-        .route("/media/{id}/retry", post(messages::retry_media))
-        .route(
-            "/channels",
-            get(api::list_channels).post(api::create_channel),
-        )
-        .route("/channels/{id}", patch(api::update_channel))
-        .route("/channels/{id}/disable", post(api::disable_channel))
-        .route("/admin/dead-letters", get(api::dead_letters))
-        .route("/admin/dead-letters/replay", post(api::replay_dead_letters))
-        .route("/tokens", get(api::list_tokens).post(api::create_token))
-        .route("/tokens/{id}", delete(api::revoke_token))
-        .route(
-            "/flows",
-            get(flows_api::list_flows).post(flows_api::create_flow),
-        )
-        .route("/flows/validate", post(flows_api::validate_flow))
-        .route(
-            "/flows/{id}",
-            get(flows_api::get_flow).put(flows_api::update_flow),
-        )
-        .route(
-            "/queues",
-            get(flows_api::list_queues).post(flows_api::create_queue),
-        )
-        .route("/queues/{id}", patch(flows_api::update_queue))
-        .route("/protocols/{number}", get(flows_api::get_protocol));
-    let simulator = state.simulator.as_ref().map(|sim| {
-        sim.router().layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::demo::guard,
-        ))
-    });
-    let mut app = Router::new()
-        .merge(webhooks)
-        .nest("/api", api)
-        .route("/health", get(health))
-        // The web app (static files embedded in the binary).
-        .route("/", get(ui::root))
-        .route("/app", get(ui::root))
-        .route("/app/", get(ui::app_index))
-        .route("/app/{*path}", get(ui::app_path))
-        .route("/simulator", get(ui::simulator))
-        // The load generator's reference: the same server and connection handling, no work.
-        .route("/noop", post(noop));
-    if let Some(sim) = simulator {
-        app = app.nest_service("/sim", sim);
-    }
-    app.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::headers::security_headers,
-    ))
-    .layer(
-        TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-            // The path only: query strings can carry secrets (the webhook handshake's
-            // `hub.verify_token`, media URL signatures).
-            tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
-        }),
-    )
-    .with_state(state)
-}
-
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok" }))
-}
-
-async fn noop(_body: axum::body::Bytes) -> &'static str {
-    "OK"
 }

@@ -16,10 +16,10 @@ use axum::response::{IntoResponse, Response};
 use graph_sim::{GraphSim, PhoneNumber, SimConfig};
 use store::auth::Role;
 
-use crate::app::AppState;
-use crate::auth::Principal;
 use crate::channels::{ChannelInput, ChannelRegistry};
 use crate::error::ApiError;
+use crate::http::auth::Principal;
+use crate::state::AppState;
 
 pub const SIM_PHONE_NUMBER_ID: &str = "100000000000001";
 pub const SIM_DISPLAY_NUMBER: &str = "5511999990000";

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use domain::protocol::{self, ProtocolConfig};
 
-use crate::conversations::{CLOSED_STATE, QUEUED_STATE};
 use crate::conversations::allocate_protocol;
+use crate::conversations::{CLOSED_STATE, QUEUED_STATE};
 use crate::{Backend, Result, Store, StoreError, insert_event, now_ms, on_read, on_write};
 
 /// Worked by an agent (`agent_id`).

@@ -50,7 +50,7 @@ async fn install_flow(app: &TestApp, definition: &Value) -> Value {
 async fn install_default_flow(app: &TestApp) -> Value {
     install_flow(
         app,
-        &serde_json::to_value(server::bot::default_flow()).unwrap(),
+        &serde_json::to_value(server::workers::bot::default_flow()).unwrap(),
     )
     .await
 }
@@ -848,7 +848,7 @@ async fn bad_flow_definitions_are_refused_with_clear_errors(app: TestApp) {
         codes(body["errors"].as_array().unwrap()),
         ["missing_human_queue", "unknown_start"]
     );
-    let definition = serde_json::to_value(server::bot::default_flow()).unwrap();
+    let definition = serde_json::to_value(server::workers::bot::default_flow()).unwrap();
     let resp = app
         .api_post("/api/flows/validate", &json!({ "definition": definition }))
         .await;

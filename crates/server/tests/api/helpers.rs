@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use graph_sim::{Customer, GraphSim, SimConfig, WebhookBuilder};
 use serde_json::Value;
-use server::app::{AppState, Application};
+use server::app::Application;
 use server::config::Config;
+use server::state::AppState;
 use store::Store;
 use store::channels::NewChannel;
 

@@ -12,12 +12,12 @@ use serde_json::{Value, json};
 use store::auth::{NewUser, Role};
 use store::desk::{DEFAULT_LIMIT, Presence, UserPatch};
 
-use crate::app::AppState;
-use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::flows_api::nullable;
+use crate::http::auth::Principal;
+use crate::http::flows::nullable;
 use crate::live::Notice;
 use crate::passwords;
+use crate::state::AppState;
 
 const ADMIN: &[Role] = &[Role::Admin];
 const MANAGERS: &[Role] = &[Role::Admin, Role::Supervisor];
@@ -249,10 +249,15 @@ pub async fn change_password(
     };
     checked_password(&req.new_password)?;
     // The same throttle as the login: a stolen session cannot guess the password either.
-    let client = crate::auth::client_ip(peer.ip(), &headers, &app.config.trusted_proxies);
-    if let Err(refused) =
-        crate::auth::check_password(&app, client, &user.email, Some(&user), req.current_password)
-            .await
+    let client = crate::http::auth::client_ip(peer.ip(), &headers, &app.config.trusted_proxies);
+    if let Err(refused) = crate::http::auth::check_password(
+        &app,
+        client,
+        &user.email,
+        Some(&user),
+        req.current_password,
+    )
+    .await
     {
         if refused.status() == StatusCode::UNAUTHORIZED {
             return Err(ApiError::BadRequest(
@@ -265,7 +270,7 @@ pub async fn change_password(
     let hash = passwords::hash_password_async(req.new_password).await?;
     app.store.set_password_hash(user.id, &hash, false).await?;
     // Other sessions (perhaps the thief's) end; this one continues under a new id.
-    let (cookie, csrf) = crate::auth::replace_sessions(&app, user.id).await?;
+    let (cookie, csrf) = crate::http::auth::replace_sessions(&app, user.id).await?;
     tracing::info!(user_id = user.id, "password changed");
     let mut response = Json(json!({ "ok": true, "csrf_token": csrf })).into_response();
     response
@@ -521,4 +526,24 @@ pub async fn test_channel(
             "explanation": e.explain_pt_br(),
         }))),
     }
+}
+
+/// The routes of this module, mounted under `/api` by `http::router`.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::{get, patch, post, put};
+    axum::Router::new()
+        .route("/auth/password", post(change_password))
+        .route("/users", get(list_users).post(create_user))
+        .route("/users/{id}", patch(update_user))
+        .route("/agents", get(list_agents))
+        .route("/users/{id}/reset-password", post(reset_password))
+        .route("/users/{id}/presence", put(set_user_presence))
+        .route("/presence", put(set_own_presence))
+        .route(
+            "/pause-reasons",
+            get(get_pause_reasons).put(put_pause_reasons),
+        )
+        .route("/queues/{id}/members", get(get_members).put(put_members))
+        .route("/supervisor/overview", get(overview))
+        .route("/channels/{id}/test", post(test_channel))
 }

@@ -13,11 +13,11 @@ use store::outbox::{Enqueued, NewOutbound};
 use whatsapp::media::MediaError;
 use whatsapp::send::{ListSection, MediaRef, OutboundContent, ReplyButton};
 
-use crate::api::message_view;
-use crate::app::AppState;
-use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::media_http::{file_response, sandboxed, sanitize_filename};
+use crate::http::admin::message_view;
+use crate::http::auth::Principal;
+use crate::http::media::{file_response, sandboxed, sanitize_filename};
+use crate::state::AppState;
 
 const STAFF: &[Role] = &[Role::Admin, Role::Supervisor, Role::Agent];
 
@@ -76,14 +76,14 @@ pub async fn send(
     Json(req): Json<SendRequest>,
 ) -> ApiResult<Response> {
     let (conversation, access) =
-        crate::desk::visible_conversation(&app, &who, conversation_id).await?;
+        crate::access::visible_conversation(&app, &who, conversation_id).await?;
     if conversation.closed_at.is_some() {
         return Err(ApiError::Conflict(
             "conversation_closed",
             "this conversation is finalized; a new customer message opens a new one".into(),
         ));
     }
-    access.require(crate::desk::Access::Work)?;
+    access.require(crate::access::Access::Work)?;
     let last_inbound = app.store.contact_last_inbound(conversation_id).await?;
     if !domain::window::window_state(last_inbound, store::now_ms()).is_open() {
         return Err(ApiError::Conflict(
@@ -268,8 +268,8 @@ pub async fn mark_read(
     Path(conversation_id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     let (conversation, access) =
-        crate::desk::visible_conversation(&app, &who, conversation_id).await?;
-    access.require(crate::desk::Access::Work)?;
+        crate::access::visible_conversation(&app, &who, conversation_id).await?;
+    access.require(crate::access::Access::Work)?;
     let latest = app.store.mark_conversation_read(conversation_id).await?;
     let channel = app.channels.by_id(conversation.channel_id);
     let mut marked = false;
@@ -392,7 +392,7 @@ async fn authorize_media(
         };
     }
     for id in conversations {
-        if crate::desk::visible_conversation(app, who, id)
+        if crate::access::visible_conversation(app, who, id)
             .await
             .is_ok()
         {
@@ -417,4 +417,22 @@ pub async fn retry_media(
     }
     app.media_wake.notify_one();
     Ok(Json(json!({ "ok": true })))
+}
+
+/// The routes of this module, mounted under `/api` by `http::router`.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::extract::DefaultBodyLimit;
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route(
+            "/conversations/{id}/messages",
+            get(crate::http::admin::list_messages).post(send),
+        )
+        .route("/conversations/{id}/read", post(mark_read))
+        .route(
+            "/media",
+            post(upload).layer(DefaultBodyLimit::max(101 * 1024 * 1024)),
+        )
+        .route("/media/{id}", get(download))
+        .route("/media/{id}/retry", post(retry_media))
 }

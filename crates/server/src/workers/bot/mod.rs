@@ -52,7 +52,7 @@ use whatsapp::send::{ListRow, ListSection, MediaRef, OutboundContent, ReplyButto
 use crate::config::Config;
 use crate::group_commit::GroupCommit;
 use crate::live::{Live, Notice};
-use crate::outbound::Outbound;
+use crate::workers::outbound::Outbound;
 
 pub use definition::{
     DefinitionError, FlowExtras, InactivitySettings, LoadedFlow, check_definition, default_flow,

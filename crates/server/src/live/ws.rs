@@ -23,10 +23,10 @@ use store::events::{ConversationPlace, EventRecord};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
-use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::Principal;
 use crate::live::Live;
+use crate::state::AppState;
 
 /// Catch-up further behind than this gets a `reset` (reload your lists) instead.
 const MAX_CATCH_UP: i64 = 5_000;
@@ -52,7 +52,7 @@ pub struct LiveEvent {
     pub place: Option<ConversationPlace>,
 }
 
-/// Who a user is, as far as conversation events go. Mirrors `desk::access` for open
+/// Who a user is, as far as conversation events go. Mirrors `access::access` for open
 /// conversations: an admin sees everything; a supervisor their queues' conversations, the shared
 /// line's (no queue, waiting or assigned: not the bot's) and their own; an agent their own, those
 /// waiting in their personal line, and those waiting for anyone in their queues or the shared
@@ -73,11 +73,11 @@ impl Audience {
             (Role::Supervisor, Some(p)) => {
                 let in_reach = match p.queue_id {
                     Some(q) => self.queue_ids.contains(&q),
-                    // `desk::in_shared_line` for open conversations; a conversation with the bot
+                    // `access::in_shared_line` for open conversations; a conversation with the bot
                     // is for admins until it is handed to a queue. A closed one only reaches those
                     // told of it before (the feed's `told`).
                     None => {
-                        p.state == store::bot::QUEUED_STATE
+                        p.state == store::conversations::QUEUED_STATE
                             || p.state == store::desk::ASSIGNED_STATE
                     }
                 };
@@ -445,7 +445,7 @@ pub async fn connect(
     let upgrade = upgrade
         .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(SOCKET_BUFFER);
-    let session_hash = crate::auth::session_token_hash(&headers);
+    let session_hash = crate::http::auth::session_token_hash(&headers);
     Ok(upgrade.on_upgrade(move |socket| async move {
         let session = Session::new(app, user, session_hash, q.since).await;
         if let Ok(session) = session {
@@ -664,7 +664,7 @@ impl Session {
                     None => true,
                     Some(id) => {
                         let who = Principal::User(self.user.clone());
-                        crate::desk::visible_conversation(&self.app, &who, id)
+                        crate::access::visible_conversation(&self.app, &who, id)
                             .await
                             .is_ok()
                     }
@@ -699,6 +699,12 @@ async fn send(socket: &mut WebSocket, message: Value) -> anyhow::Result<()> {
         .send(Message::Text(message.to_string().into()))
         .await?;
     Ok(())
+}
+
+/// The routes of this module, mounted under `/api` by `http::router`.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/ws", get(connect))
 }
 
 #[cfg(test)]

@@ -222,7 +222,7 @@ pub async fn seed_demo_flow(store: &Store) -> anyhow::Result<()> {
         .create_flow(None, "Atendimento (padrão)", &definition, None)
         .await
     {
-        Ok(_) => crate::desk::seed_desk_defaults(store).await,
+        Ok(_) => crate::workers::routing::seed_desk_defaults(store).await,
         // Another instance seeded it at the same moment.
         Err(store::StoreError::Conflict(_)) => Ok(()),
         Err(e) => Err(e.into()),

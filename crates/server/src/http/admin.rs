@@ -8,11 +8,11 @@ use store::auth::Role;
 use store::channels::ChannelUpdate;
 use store::conversations::MessageRecord;
 
-use crate::app::AppState;
-use crate::auth::Principal;
 use crate::channels::{ChannelInput, ChannelView, validate_base_url, validate_rate};
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::Principal;
 use crate::passwords;
+use crate::state::AppState;
 
 const ADMIN: &[Role] = &[Role::Admin];
 
@@ -38,7 +38,7 @@ pub async fn list_messages(
     Path(id): Path<i64>,
     Query(q): Query<MessagePage>,
 ) -> ApiResult<Json<Value>> {
-    crate::desk::visible_conversation(&app, &who, id).await?;
+    crate::access::visible_conversation(&app, &who, id).await?;
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let messages = app.store.messages(id, q.before, limit).await?;
     // The client asks for the next page with before = the first id it has.
@@ -53,7 +53,7 @@ pub async fn list_messages(
     let messages: Vec<Value> = messages
         .into_iter()
         .map(|m| {
-            let p = crate::bot::message_phase(phase, m.id);
+            let p = crate::workers::bot::message_phase(phase, m.id);
             let file = m.media_id.and_then(|id| files.iter().find(|f| f.id == id));
             let file = file.map(|f| {
                 json!({
@@ -255,4 +255,17 @@ pub async fn revoke_token(
     let record = app.store.revoke_api_token(id).await?;
     tracing::info!(token_id = id, by_user = ?who.user_id(), "API token revoked");
     Ok(Json(token_view(&record)?))
+}
+
+/// The routes of this module, mounted under `/api` by `http::router`.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::{delete, get, patch, post};
+    axum::Router::new()
+        .route("/channels", get(list_channels).post(create_channel))
+        .route("/channels/{id}", patch(update_channel))
+        .route("/channels/{id}/disable", post(disable_channel))
+        .route("/admin/dead-letters", get(dead_letters))
+        .route("/admin/dead-letters/replay", post(replay_dead_letters))
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
 }

@@ -2,6 +2,8 @@
 //! WebSockets, the bot and tests subscribe; the database's event log stays the source of truth, so
 //! a subscriber that lags simply re-reads from the store.
 
+pub mod ws;
+
 use serde::Serialize;
 use tokio::sync::broadcast;
 

@@ -6,7 +6,7 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// JSON and everything else that is not a page: nothing may run or load from it.
 const API_CSP: &str =

@@ -14,10 +14,10 @@ use store::auth::Role;
 use store::flows::FlowRecord;
 use store::queues::{NewQueue, QueueDesk, QueuePatch, QueueRecord};
 
-use crate::app::AppState;
-use crate::auth::Principal;
-use crate::bot::{self, DefinitionError, LoadedFlow, hours};
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::Principal;
+use crate::state::AppState;
+use crate::workers::bot::{self, DefinitionError, LoadedFlow, hours};
 
 const STAFF: &[Role] = &[Role::Admin, Role::Supervisor, Role::Agent];
 const ADMIN: &[Role] = &[Role::Admin];
@@ -533,7 +533,7 @@ pub async fn get_protocol(
         .await?
         .ok_or(ApiError::NotFound)?;
     // Only what the caller may see (an agent: their own and their queues' waiting ones).
-    crate::desk::visible_conversation(&app, &who, p.conversation_id).await?;
+    crate::access::visible_conversation(&app, &who, p.conversation_id).await?;
     let code_formatted = p
         .contact_code
         .as_deref()
@@ -571,4 +571,16 @@ pub async fn get_protocol(
         },
         "bot": bot,
     })))
+}
+
+/// The routes of this module, mounted under `/api` by `http::router`.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::{get, patch, post};
+    axum::Router::new()
+        .route("/flows", get(list_flows).post(create_flow))
+        .route("/flows/validate", post(validate_flow))
+        .route("/flows/{id}", get(get_flow).put(update_flow))
+        .route("/queues", get(list_queues).post(create_queue))
+        .route("/queues/{id}", patch(update_queue))
+        .route("/protocols/{number}", get(get_protocol))
 }

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::json;
 use store::auth::{Role, User};
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::passwords;
+use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "atende_session";
 const SESSION_TTL_MS: i64 = 12 * 60 * 60 * 1000;
@@ -342,6 +342,15 @@ pub async fn me(
             Ok(Json(json!({ "api_token": { "id": id, "name": name } })))
         }
     }
+}
+
+/// The routes of this module, mounted under `/api` by `http::router`.
+pub fn routes() -> axum::Router<crate::state::AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
 }
 
 #[cfg(test)]

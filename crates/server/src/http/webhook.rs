@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use store::inbox::Appended;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 pub struct Handshake {
