@@ -32,7 +32,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use store::Store;
 use store::auth::{NewUser, Role};
-use store::desk::{Presence, UserPatch};
+use store::people::{Presence, UserPatch};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

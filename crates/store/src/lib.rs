@@ -28,6 +28,7 @@ pub mod leases;
 pub mod login_throttle;
 pub mod media;
 pub mod outbox;
+pub mod people;
 pub mod protocols;
 pub mod queues;
 pub mod settings;

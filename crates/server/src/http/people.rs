@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use store::auth::{NewUser, Role};
-use store::desk::{DEFAULT_LIMIT, Presence, UserPatch};
+use store::desk::DEFAULT_LIMIT;
+use store::people::{Presence, UserPatch};
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::Principal;
@@ -44,7 +45,7 @@ pub async fn list_users(State(app): State<AppState>, who: Principal) -> ApiResul
 }
 
 /// The limit shown for a person: their own, else the smallest default of their queues.
-fn effective_limit(u: &store::desk::DeskUser, queues: &[store::queues::QueueRecord]) -> i64 {
+fn effective_limit(u: &store::people::DeskUser, queues: &[store::queues::QueueRecord]) -> i64 {
     u.max_concurrent.unwrap_or_else(|| {
         queues
             .iter()
@@ -481,7 +482,7 @@ pub async fn overview(State(app): State<AppState>, who: Principal) -> ApiResult<
 }
 
 /// What colleagues may know of a person: name, presence, load and limit (no e-mail).
-fn agent_view(u: &store::desk::DeskUser, queues: &[store::queues::QueueRecord]) -> Value {
+fn agent_view(u: &store::people::DeskUser, queues: &[store::queues::QueueRecord]) -> Value {
     json!({
         "id": u.id, "name": u.name, "role": u.role, "presence": u.presence,
         "pause_reason": u.pause_reason, "load": u.load,

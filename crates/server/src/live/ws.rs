@@ -151,7 +151,7 @@ impl EventFeed {
 
     /// People changed (deactivated, role, sessions ended): listeners of those who may no longer
     /// watch are dropped (their sockets end); the others get their current role and queues.
-    fn set_people(&self, users: &[store::desk::DeskUser], with_session: &[i64]) {
+    fn set_people(&self, users: &[store::people::DeskUser], with_session: &[i64]) {
         let mut state = self.lock();
         state.listeners.retain(|user_id, listener| {
             let Some(user) = users.iter().find(|u| u.id == *user_id) else {

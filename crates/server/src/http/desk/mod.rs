@@ -291,7 +291,7 @@ pub async fn transfer(
                 .store
                 .desk_user(agent)
                 .await?
-                .is_none_or(|u| u.presence == store::desk::Presence::Offline.as_str());
+                .is_none_or(|u| u.presence == store::people::Presence::Offline.as_str());
             if offline {
                 return Err(ApiError::Conflict(
                     "agent_offline",
