@@ -786,6 +786,27 @@ fn is_markup(text: &[u8]) -> bool {
     })
 }
 
+/// Keeps a display name and nothing that could look like a path, break a header or reorder
+/// what the reader sees (a right-to-left override shows "fatura\u{202E}fdp.exe" as
+/// "faturaexe.pdf"). Used for uploads and for customers' document names alike.
+pub fn sanitize_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let clean: String = base
+        .chars()
+        .filter(|c| !c.is_control() && !is_bidi_control(*c) && *c != '"')
+        .take(200)
+        .collect();
+    if clean.trim().is_empty() || clean == "." || clean == ".." {
+        "arquivo".into()
+    } else {
+        clean
+    }
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

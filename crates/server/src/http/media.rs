@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use store::media::MediaRecord;
+use whatsapp::media::sanitize_filename;
 
 /// No script, no plugin, no same-origin access, no loads: a rendered file is inert.
 pub const MEDIA_CSP: &str = "sandbox; default-src 'none'";
@@ -57,27 +58,6 @@ pub fn sandboxed(mut response: Response) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     response
-}
-
-/// Keeps a display name and nothing that could look like a path, break a header or reorder
-/// what the reader sees (a right-to-left override shows "fatura\u{202E}fdp.exe" as
-/// "faturaexe.pdf"). Used for uploads and for customers' document names alike.
-pub fn sanitize_filename(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    let clean: String = base
-        .chars()
-        .filter(|c| !c.is_control() && !is_bidi_control(*c) && *c != '"')
-        .take(200)
-        .collect();
-    if clean.trim().is_empty() || clean == "." || clean == ".." {
-        "arquivo".into()
-    } else {
-        clean
-    }
-}
-
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// RFC 6266: `filename="..."` in plain ASCII for old clients (quotes, backslashes and control

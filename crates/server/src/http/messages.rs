@@ -16,8 +16,9 @@ use whatsapp::send::{ListSection, MediaRef, OutboundContent, ReplyButton};
 use crate::error::{ApiError, ApiResult};
 use crate::http::admin::message_view;
 use crate::http::auth::Principal;
-use crate::http::media::{file_response, sandboxed, sanitize_filename};
+use crate::http::media::{file_response, sandboxed};
 use crate::state::AppState;
+use whatsapp::media::sanitize_filename;
 
 const STAFF: &[Role] = &[Role::Admin, Role::Supervisor, Role::Agent];
 

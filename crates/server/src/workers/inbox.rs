@@ -297,7 +297,10 @@ fn collect_items(channel_id: i64, value: &MessagesValue, items: &mut Vec<Inbound
                 kind: message.content.kind().to_owned(),
                 mime_type: message.content.mime_type().map(str::to_owned),
                 sha256: message.content.sha256().map(str::to_owned),
-                filename: message.content.filename().map(str::to_owned),
+                filename: message
+                    .content
+                    .filename()
+                    .map(whatsapp::media::sanitize_filename),
             }),
         }));
     }

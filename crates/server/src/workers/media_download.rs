@@ -159,7 +159,7 @@ impl MediaDownloader {
         let filename = media
             .filename
             .as_deref()
-            .map(crate::http::media::sanitize_filename);
+            .map(whatsapp::media::sanitize_filename);
         self.store
             .media_ready(
                 media.id,
