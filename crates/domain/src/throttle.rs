@@ -10,7 +10,7 @@
 //!   ([`failure_delay_ms`]): a correct password is never refused because other accounts failed
 //!   from the same office network or proxy.
 //!
-//! A key is forgotten once it has been quiet for a whole window.
+//! A key is forgotten once it has been quiet for a whole window after its back-off ended.
 
 /// The numbers of one throttle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +70,10 @@ pub enum Verdict {
     Wait { retry_after_ms: i64 },
 }
 
+/// A key is forgotten only after a whole window of quiet *after* its back-off ended, so a guesser
+/// waiting out the longest delay does not get the free attempts again.
 fn live(policy: &Policy, state: Option<KeyState>, now: i64) -> Option<KeyState> {
-    state.filter(|s| s.blocked_until > now || now - s.last_attempt_at < policy.window_ms)
+    state.filter(|s| now - s.last_attempt_at.max(s.blocked_until) < policy.window_ms)
 }
 
 /// An account's attempt: proceed (and count it) or wait. The new state is to be stored in the
@@ -168,10 +170,30 @@ mod tests {
     #[test]
     fn a_quiet_window_forgets_the_key() {
         let (_, state) = run(5, 0);
-        let later = state.blocked_until.max(state.last_attempt_at + P.window_ms);
+        let later = state.blocked_until.max(state.last_attempt_at) + P.window_ms;
         let (v, s) = reserve(&P, Some(state), later);
         assert_eq!(v, Verdict::Proceed);
         assert_eq!(s.attempts, 1);
+    }
+
+    #[test]
+    fn waiting_out_the_longest_delay_does_not_bring_the_free_attempts_back() {
+        let mut state = run(5, 0).1;
+        // Guess as soon as each back-off ends, for a day.
+        let mut proceeded = 5;
+        let mut now;
+        for _ in 0..200 {
+            now = state.blocked_until;
+            if now > 24 * 3600 * 1000 {
+                break;
+            }
+            let (v, s) = reserve(&P, Some(state), now);
+            assert_eq!(v, Verdict::Proceed);
+            assert!(s.attempts > 5, "never forgotten while guessing: {s:?}");
+            proceeded += 1;
+            state = s;
+        }
+        assert!(proceeded < 120, "about 4 an hour at the cap: {proceeded}");
     }
 
     #[test]

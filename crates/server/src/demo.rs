@@ -116,13 +116,23 @@ pub async fn guard(State(app): State<AppState>, request: Request, next: Next) ->
     if !simulator_active(&app) {
         return ApiError::NotFound.into_response();
     }
-    let path = request
+    // The path the simulator's router will route on (the `/sim` prefix stripped). It routes
+    // `//_sim/x` as `/_sim/x`, so an empty segment anywhere is refused rather than normalised.
+    let path = request.uri().path().to_owned();
+    let original = request
         .extensions()
         .get::<OriginalUri>()
         .map(|u| u.path().to_owned())
-        .unwrap_or_else(|| request.uri().path().to_owned());
+        .unwrap_or_default();
+    if path.contains("//") || original.contains("//") {
+        return ApiError::NotFound.into_response();
+    }
     let path = path.strip_prefix("/sim").unwrap_or(&path);
-    if !path.starts_with("/_sim") {
+    let is_control = path
+        .split('/')
+        .find(|s| !s.is_empty())
+        .is_some_and(|first| first.eq_ignore_ascii_case("_sim"));
+    if !is_control {
         // The Graph API side: graph-sim checks the channel's access token itself.
         return next.run(request).await;
     }

@@ -26,11 +26,19 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Argon2 takes ~19 MiB and a core for tens of milliseconds per call: a burst of logins must
+/// queue here rather than run hundreds at once (memory) on the blocking pool.
+static ARGON2_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 pub async fn hash_password_async(password: String) -> anyhow::Result<String> {
+    let _slot = ARGON2_SLOTS.acquire().await?;
     tokio::task::spawn_blocking(move || hash_password(&password)).await?
 }
 
 pub async fn verify_password_async(password: String, hash: String) -> bool {
+    let Ok(_slot) = ARGON2_SLOTS.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .unwrap_or(false)

@@ -78,10 +78,9 @@ impl Store {
         );
         let verdict = on_write!(self, pool => {
             let mut tx = pool.begin().await?;
-            // Keys quiet for a whole window (and not blocked) are forgotten.
-            sqlx::query("DELETE FROM login_throttle WHERE last_attempt_at < $1 AND blocked_until < $2")
+            // Keys quiet for a whole window after their back-off ended are forgotten.
+            sqlx::query("DELETE FROM login_throttle WHERE last_attempt_at < $1 AND blocked_until < $1")
                 .bind(now - policy.window_ms)
-                .bind(now)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(

@@ -271,6 +271,26 @@ async fn the_simulator_needs_an_admin_session_with_csrf_and_json() {
         "a cross-site form cannot inject messages"
     );
 
+    // Nor around the guard with an empty path segment, which the simulator's router would still
+    // route to its control API (found by the review of the fix).
+    for (method, path) in [
+        (Method::GET, "/sim//_sim/config"),
+        (Method::GET, "/sim//_sim/sent"),
+        (Method::POST, "/sim//_sim/webhook_url"),
+        (Method::POST, "/sim///_sim/customer/send"),
+        (Method::GET, "/sim/_sim//sent"),
+    ] {
+        let answer = app
+            .http
+            .request(method, format!("{}{path}", app.address))
+            .header("content-type", "text/plain")
+            .body(json!({ "url": "http://127.0.0.1:9/" }).to_string())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(answer.status(), 404, "{path}");
+    }
+
     let agent: Person = app.person(Role::Agent, "Ana").await;
     assert_eq!(agent.get("/sim/_sim/sent").await.0, 403, "an admin's tool");
 
