@@ -121,43 +121,30 @@ function topBar() {
   );
 }
 
-function showDisabled() {
+/** A card in place of the phone: why it is not shown, and what to do. */
+function showNotice(id, titleKey, bodyKey, ...actions) {
   replace(
     root,
     topBar(),
     h(
       "main",
       { class: "sim-main" },
-      h(
-        "div",
-        { class: "card sim-disabled", id: "sim-disabled", role: "alert" },
-        h("h2", { i18n: "sim.disabledTitle" }),
-        h("p", { i18n: "sim.disabledBody" }),
-        h("pre", { class: "code" }, "atende --demo on"),
-        h("button", { type: "button", class: "btn btn-primary", i18n: "sim.retry", on: { click: () => location.reload() } }),
-      ),
+      h("div", { class: "card sim-disabled", id, role: "alert" }, h("h2", { i18n: titleKey }), h("p", { i18n: bodyKey }), ...actions),
     ),
   );
 }
 
+function retryButton(style) {
+  return h("button", { type: "button", class: `btn ${style}`, i18n: "sim.retry", on: { click: () => location.reload() } });
+}
+
+function showDisabled() {
+  showNotice("sim-disabled", "sim.disabledTitle", "sim.disabledBody", h("pre", { class: "code" }, "atende --demo on"), retryButton("btn-primary"));
+}
+
 /** The simulator plays customers and reads what they receive: only a signed-in admin may use it. */
 function showSignIn() {
-  replace(
-    root,
-    topBar(),
-    h(
-      "main",
-      { class: "sim-main" },
-      h(
-        "div",
-        { class: "card sim-disabled", id: "sim-signin", role: "alert" },
-        h("h2", { i18n: "sim.signInTitle" }),
-        h("p", { i18n: "sim.signInBody" }),
-        h("a", { href: "/app/", class: "btn btn-primary", i18n: "sim.signIn" }),
-        h("button", { type: "button", class: "btn btn-ghost", i18n: "sim.retry", on: { click: () => location.reload() } }),
-      ),
-    ),
-  );
+  showNotice("sim-signin", "sim.signInTitle", "sim.signInBody", h("a", { href: "/app/", class: "btn btn-primary", i18n: "sim.signIn" }), retryButton("btn-ghost"));
 }
 
 function startPhone(config) {

@@ -300,13 +300,14 @@ async fn create_agents(store: &Store, n: usize, limit: i64) -> anyhow::Result<Ve
                     .await?;
                 let token = server::passwords::random_token();
                 let csrf = server::passwords::random_token();
+                let session = store::auth::NewSession {
+                    token_hash: &server::passwords::token_hash(&token),
+                    user_id: user.id,
+                    csrf_token: &csrf,
+                    expires_at,
+                };
                 store
-                    .create_session(
-                        &server::passwords::token_hash(&token),
-                        user.id,
-                        &csrf,
-                        expires_at,
-                    )
+                    .start_session(&session, store::auth::EndSessions::None)
                     .await?;
                 Ok(AgentLogin {
                     user_id: user.id,

@@ -73,6 +73,24 @@ impl From<UserRow> for User {
     }
 }
 
+/// A browser session to open; the store sees only the token's hash.
+pub struct NewSession<'a> {
+    pub token_hash: &'a str,
+    pub user_id: i64,
+    pub csrf_token: &'a str,
+    pub expires_at: i64,
+}
+
+/// Which sessions end when a new one opens.
+#[derive(Debug, Clone, Copy)]
+pub enum EndSessions<'a> {
+    None,
+    /// The one the browser came with (a login never keeps a planted session id).
+    One(&'a str),
+    /// Every session of the person (a password change).
+    AllOfUser,
+}
+
 pub struct NewUser<'a> {
     pub email: &'a str,
     pub name: &'a str,
@@ -167,26 +185,40 @@ impl Store {
         Ok(())
     }
 
-    pub async fn create_session(
-        &self,
-        token_hash: &str,
-        user_id: i64,
-        csrf_token: &str,
-        expires_at: i64,
-    ) -> Result<()> {
+    /// Opens a session, ending in the same transaction the sessions `ending` names. Ending all of
+    /// a person's sessions also writes a `user.changed` event, so their open sockets close.
+    pub async fn start_session(&self, new: &NewSession<'_>, ending: EndSessions<'_>) -> Result<()> {
+        let now = now_ms();
         on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            match ending {
+                EndSessions::None => {}
+                EndSessions::One(token_hash) => {
+                    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                        .bind(token_hash)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                EndSessions::AllOfUser => {
+                    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                        .bind(new.user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    insert_event!(tx, now, "user.changed", None::<i64>, serde_json::json!({ "user_id": new.user_id }));
+                }
+            }
             sqlx::query(
                 "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at)
                  VALUES ($1, $2, $3, $4, $5)",
             )
-            .bind(token_hash)
-            .bind(user_id)
-            .bind(csrf_token)
-            .bind(now_ms())
-            .bind(expires_at)
-            .execute(pool)
-            .await?
-                .rows_affected()
+            .bind(new.token_hash)
+            .bind(new.user_id)
+            .bind(new.csrf_token)
+            .bind(now)
+            .bind(new.expires_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -255,39 +287,6 @@ impl Store {
             if let Some(user_id) = user_id {
                 insert_event!(tx, now, "user.changed", None::<i64>, serde_json::json!({ "user_id": user_id }));
             }
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    /// After a password change: every session of the person ends and the caller gets a new one,
-    /// in one transaction (with a `user.changed` event, so the others' sockets close).
-    pub async fn replace_sessions(
-        &self,
-        user_id: i64,
-        token_hash: &str,
-        csrf_token: &str,
-        expires_at: i64,
-    ) -> Result<()> {
-        let now = now_ms();
-        on_write!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(token_hash)
-            .bind(user_id)
-            .bind(csrf_token)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&mut *tx)
-            .await?;
-            insert_event!(tx, now, "user.changed", None::<i64>, serde_json::json!({ "user_id": user_id }));
             tx.commit().await?;
         });
         Ok(())

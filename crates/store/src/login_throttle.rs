@@ -31,22 +31,25 @@ impl Store {
         policy: &Policy,
         now: i64,
     ) -> Result<Verdict> {
-        self.update_throttle(key, policy, now, |state| {
-            throttle::reserve(policy, state, now)
-        })
-        .await
+        let (verdict, _) = self
+            .update_throttle(key, policy, now, |state| {
+                throttle::reserve(policy, state, now)
+            })
+            .await?;
+        Ok(verdict)
     }
 
     /// Counts a failure of `key` and returns how many it has now.
     pub async fn record_login_failure(&self, key: &str, policy: &Policy, now: i64) -> Result<i64> {
-        let mut failures = 0;
-        self.update_throttle(key, policy, now, |state| {
-            let next = throttle::record_failure(policy, state, now);
-            failures = next.attempts;
-            (Verdict::Proceed, next)
-        })
-        .await?;
-        Ok(failures)
+        let (_, next) = self
+            .update_throttle(key, policy, now, |state| {
+                (
+                    Verdict::Proceed,
+                    throttle::record_failure(policy, state, now),
+                )
+            })
+            .await?;
+        Ok(next.attempts)
     }
 
     /// A successful login forgets the account's attempts.
@@ -67,7 +70,7 @@ impl Store {
         policy: &Policy,
         now: i64,
         decide: impl FnOnce(Option<KeyState>) -> (Verdict, KeyState),
-    ) -> Result<Verdict> {
+    ) -> Result<(Verdict, KeyState)> {
         // SQLite has one writer, so the read below cannot interleave; PostgreSQL locks the row.
         let lock = match self.backend() {
             Backend::Sqlite => "",
@@ -76,7 +79,7 @@ impl Store {
         let select = format!(
             "SELECT attempts, last_attempt_at, blocked_until FROM login_throttle WHERE key = $1{lock}"
         );
-        let verdict = on_write!(self, pool => {
+        let decided = on_write!(self, pool => {
             let mut tx = pool.begin().await?;
             // Keys quiet for a whole window after their back-off ended are forgotten.
             sqlx::query("DELETE FROM login_throttle WHERE last_attempt_at < $1 AND blocked_until < $1")
@@ -108,8 +111,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            verdict
+            (verdict, next)
         });
-        Ok(verdict)
+        Ok(decided)
     }
 }

@@ -13,7 +13,7 @@ use domain::throttle::{self, Policy, Verdict};
 use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::json;
-use store::auth::{Role, User};
+use store::auth::{EndSessions, NewSession, Role, User};
 
 use crate::error::{ApiError, ApiResult};
 use crate::passwords;
@@ -220,33 +220,21 @@ pub async fn check_password(
     Err(ApiError::Unauthorized.into_response())
 }
 
-/// A new session for `user`: its cookie and CSRF token.
-pub async fn new_session(app: &AppState, user_id: i64) -> ApiResult<(HeaderValue, String)> {
+/// A new session for `user_id`, ending `ending` in the same write: its cookie and CSRF token.
+pub async fn new_session(
+    app: &AppState,
+    user_id: i64,
+    ending: EndSessions<'_>,
+) -> ApiResult<(HeaderValue, String)> {
     let token = passwords::random_token();
     let csrf = passwords::random_token();
-    app.store
-        .create_session(
-            &passwords::token_hash(&token),
-            user_id,
-            &csrf,
-            store::now_ms() + SESSION_TTL_MS,
-        )
-        .await?;
-    Ok((session_cookie(app, &token)?, csrf))
-}
-
-/// Ends every session of `user_id` and opens a new one for the caller (after a password change).
-pub async fn replace_sessions(app: &AppState, user_id: i64) -> ApiResult<(HeaderValue, String)> {
-    let token = passwords::random_token();
-    let csrf = passwords::random_token();
-    app.store
-        .replace_sessions(
-            user_id,
-            &passwords::token_hash(&token),
-            &csrf,
-            store::now_ms() + SESSION_TTL_MS,
-        )
-        .await?;
+    let new = NewSession {
+        token_hash: &passwords::token_hash(&token),
+        user_id,
+        csrf_token: &csrf,
+        expires_at: store::now_ms() + SESSION_TTL_MS,
+    };
+    app.store.start_session(&new, ending).await?;
     Ok((session_cookie(app, &token)?, csrf))
 }
 
@@ -286,10 +274,11 @@ pub async fn login(
         return Err(ApiError::Unauthorized);
     };
     // Always a new session id: a session planted before login is never promoted.
-    if let Some(old) = session_token_hash(&headers) {
-        app.store.delete_session(&old, None).await?;
-    }
-    let (cookie, csrf) = new_session(&app, user.id).await?;
+    let planted = session_token_hash(&headers);
+    let ending = planted
+        .as_deref()
+        .map_or(EndSessions::None, EndSessions::One);
+    let (cookie, csrf) = new_session(&app, user.id, ending).await?;
     tracing::info!(user_id = user.id, client = %client, "login");
     let mut response = Json(json!({ "user": user, "csrf_token": csrf })).into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);

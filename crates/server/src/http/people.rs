@@ -271,7 +271,8 @@ pub async fn change_password(
     let hash = passwords::hash_password_async(req.new_password).await?;
     app.store.set_password_hash(user.id, &hash, false).await?;
     // Other sessions (perhaps the thief's) end; this one continues under a new id.
-    let (cookie, csrf) = crate::http::auth::replace_sessions(&app, user.id).await?;
+    let (cookie, csrf) =
+        crate::http::auth::new_session(&app, user.id, store::auth::EndSessions::AllOfUser).await?;
     tracing::info!(user_id = user.id, "password changed");
     let mut response = Json(json!({ "ok": true, "csrf_token": csrf })).into_response();
     response
