@@ -8,6 +8,10 @@ import { t } from "./i18n.js";
 import { crudScreen } from "./crud.js";
 import { listOf } from "./actions.js";
 import { openDialog } from "./dialog.js";
+import { templatesScreen } from "./templates.js";
+import { permissionsScreen } from "./permissions.js";
+import { prerequisitesButton } from "./prerequisites.js";
+import { can } from "./me.js";
 
 const TABS = [
   { name: "users", label: "admin.users", create: usersScreen },
@@ -18,17 +22,25 @@ const TABS = [
   { name: "fields", label: "admin.fields", create: fieldsScreen },
   { name: "pauses", label: "admin.pauses", create: pausesScreen },
   { name: "tokens", label: "admin.tokens", create: tokensScreen },
+  { name: "templates", label: "admin.templates", create: templatesScreen, permission: "manage_templates" },
+  { name: "permissions", label: "admin.permissions", create: permissionsScreen },
 ];
 
+/** The tabs a person sees: an admin all of them; anyone else those their permissions open. */
+export function visibleAdminTabs(user) {
+  return TABS.filter((tab) => user.role === "admin" || (tab.permission && can(tab.permission)));
+}
+
 export function adminSection(container, { user }) {
-  if (user.role !== "admin") {
+  const visible = visibleAdminTabs(user);
+  if (!visible.length) {
     replace(container, h("div", { class: "empty-state" }, h("p", { i18n: "admin.adminOnly" })));
     return {};
   }
   const tabs = h(
     "nav",
     { class: "admin-tabs tabs", role: "tablist" },
-    TABS.map((tab) => h("a", { href: `#/admin/${tab.name}`, class: "tab", role: "tab", id: `admin-tab-${tab.name}`, dataset: { tab: tab.name }, i18n: tab.label })),
+    visible.map((tab) => h("a", { href: `#/admin/${tab.name}`, class: "tab", role: "tab", id: `admin-tab-${tab.name}`, dataset: { tab: tab.name }, i18n: tab.label })),
   );
   const body = h("div", { class: "admin-body", id: "admin-body" });
   replace(container, h("div", { class: "admin" }, tabs, body));
@@ -36,7 +48,7 @@ export function adminSection(container, { user }) {
 
   return {
     route(parts) {
-      const tab = TABS.find((x) => x.name === parts[0]) || TABS[0];
+      const tab = visible.find((x) => x.name === parts[0]) || visible[0];
       if (current?.name === tab.name) return;
       current?.screen?.destroy?.();
       for (const a of tabs.querySelectorAll(".tab")) {
@@ -205,6 +217,7 @@ function channelsScreen(container) {
         value: (c) => h("span", {}, yesNo(c.healthy !== false), c.health_note ? h("div", { class: "small muted", text: c.health_note }) : null, c.is_simulator ? h("span", { class: "badge", i18n: "admin.simulated" }) : null),
       },
       { label: "admin.rate", value: (c) => text(c.rate_limit_per_sec) },
+      { label: "admin.tierQuality", value: (c) => h("span", { class: "small", text: [c.messaging_limit_tier, c.quality_rating].filter(Boolean).join(" · ") || "—" }) },
     ],
     fields: [
       { key: "name", label: "admin.name", required: true, max: 100 },
@@ -218,8 +231,11 @@ function channelsScreen(container) {
       { key: "rate_limit_per_sec", label: "admin.rate", type: "number", min: 1, max: 1000 },
       { key: "mark_read", label: "admin.markRead", type: "checkbox", default: true },
       { key: "enabled", label: "admin.enabled", type: "checkbox", editOnly: true, default: true },
+      { key: "hsm_queue_id", editOnly: true, label: "admin.hsmQueue", type: "select", options: queueOptions, nullable: true, nullLabel: "admin.hsmQueueNone", hint: "admin.hsmQueueHint" },
+      { key: "hsm_reply_minutes", editOnly: true, label: "admin.hsmReplyMinutes", type: "number", min: 1, max: 43200, hint: "admin.hsmReplyMinutesHint" },
+      { key: "hsm_fallback_queue_id", editOnly: true, label: "admin.hsmFallbackQueue", type: "select", options: queueOptions, nullable: true, nullLabel: "admin.hsmQueueNone", hint: "admin.hsmFallbackHint" },
     ],
-    rowActions: (c) => [testButton(c)],
+    rowActions: (c) => [prerequisitesButton(c), testButton(c)],
   });
 }
 

@@ -8,7 +8,9 @@ import { h, replace } from "./dom.js";
 import { applyI18n, languageSelect, onLangChange, t } from "./i18n.js";
 import { deskSection } from "./desk.js";
 import { supervisorSection } from "./supervisor.js";
-import { adminSection } from "./admin.js";
+import { adminSection, visibleAdminTabs } from "./admin.js";
+import { broadcastsSection } from "./broadcasts.js";
+import { can, clearMyPermissions, loadMyPermissions } from "./me.js";
 import { icon } from "./icons.js";
 import { flowsSection } from "./flows.js";
 import { onStatus, startLive, stopLive } from "./live.js";
@@ -25,7 +27,8 @@ let sessionOffs = []; // cleanups of the shell
 const SECTIONS = [
   { name: "conversations", label: "nav.desk", icon: "chat", create: deskSection },
   { name: "supervisor", label: "nav.supervisor", icon: "monitor", create: supervisorSection, roles: ["supervisor", "admin"] },
-  { name: "admin", label: "nav.admin", icon: "settings", create: adminSection, roles: ["admin"] },
+  { name: "broadcasts", label: "nav.broadcasts", icon: "send", create: broadcastsSection, permission: "run_broadcasts" },
+  { name: "admin", label: "nav.admin", icon: "settings", create: adminSection, visible: (user) => visibleAdminTabs(user).length > 0 },
   { name: "flows", label: "nav.flows", icon: "bot", create: flowsSection, roles: ["admin"] },
 ];
 
@@ -106,9 +109,12 @@ async function login(ev, email, password, submit, error) {
   }
 }
 
-function startSession(me) {
+async function startSession(me) {
   session = me;
   setCsrfToken(me.csrf_token);
+  // The menu depends on them; a server that does not answer leaves the role's own sections.
+  if (!me.user.must_change_password) await loadMyPermissions();
+  if (session !== me) return;
   renderShell();
   // The API refuses everything but the password change until it is done.
   if (me.user.must_change_password) forcePasswordChange(startWork);
@@ -131,6 +137,7 @@ function endSession() {
   document.querySelectorAll("dialog").forEach((d) => d.remove());
   window.removeEventListener("hashchange", route);
   session = null;
+  clearMyPermissions();
   setCsrfToken(null);
   renderTitle();
 }
@@ -141,7 +148,10 @@ function forcePasswordChange(then) {
     forced: true,
     onDone: () => {
       session.user.must_change_password = false;
-      then();
+      loadMyPermissions().finally(() => {
+        renderShell();
+        then();
+      });
     },
   });
 }
@@ -158,10 +168,17 @@ async function logout() {
 }
 
 function visibleSections() {
-  return SECTIONS.filter((s) => !s.roles || s.roles.includes(session.user.role));
+  return SECTIONS.filter((s) => {
+    if (s.visible) return s.visible(session.user);
+    if (s.permission) return can(s.permission);
+    return !s.roles || s.roles.includes(session.user.role);
+  });
 }
 
 function renderShell() {
+  // Drawn again once the permissions are known (after a forced password change).
+  for (const off of sessionOffs) off();
+  sessionOffs = [];
   const user = session.user;
   const nav = h(
     "nav",

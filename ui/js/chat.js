@@ -4,6 +4,7 @@
 import { has, t } from "./i18n.js";
 import { formatBytes, formatDay, formatTime, h } from "./dom.js";
 import { icon, kindIcon } from "./icons.js";
+import { templateButtons, templateParts } from "./template_preview.js";
 
 const TICKS = {
   queued: "◔",
@@ -184,13 +185,17 @@ export function messageBubble(m, { meId, findByWamid, onReply, onQuoteClick } = 
   if (m.reply_to_wamid) body.push(replyQuote(m, findByWamid?.(m.reply_to_wamid) || null, onQuoteClick));
   if (m.media_id) body.push(mediaView(m));
   const location = m.kind === "location" ? locationText(m.content) : null;
-  if (location) body.push(h("div", { class: "bubble-text with-icon" }, icon("location", { size: 16 }), location));
+  // A template as the customer sees it (header, body, footer; its buttons under the bubble).
+  const template = m.kind === "template" ? m.template?.rendered || null : null;
+  if (template) body.push(h("div", { class: "bubble-template", dataset: { testid: "template-message", name: m.template?.name || "" } }, templateParts(template)));
+  else if (location) body.push(h("div", { class: "bubble-text with-icon" }, icon("location", { size: 16 }), location));
   // A document's body is its caption, or its file name when it has none (already the link's text).
   else if (m.body && !(m.media_id && m.kind === "document" && m.body === fileName(m))) body.push(h("div", { class: "bubble-text", text: m.body }));
   else if (!m.media_id) body.push(h("div", { class: "bubble-text" }, kindLabel(m.kind)));
   if (!isInbound(m)) body.push(sentOptions(m.content));
   if (m.status === "failed") {
-    const reason = m.error_detail || m.error_title || (m.error_code ? `#${m.error_code}` : "");
+    const known = m.error_code && has(`waError.${m.error_code}`) ? t(`waError.${m.error_code}`) : "";
+    const reason = known || m.error_detail || m.error_title || (m.error_code ? `#${m.error_code}` : "");
     body.push(h("div", { class: "bubble-error", i18n: "msg.failed", i18nArgs: { reason } }));
   }
   const reply =
@@ -198,10 +203,11 @@ export function messageBubble(m, { meId, findByWamid, onReply, onQuoteClick } = 
       ? h("button", { type: "button", class: "bubble-action", dataset: { testid: "reply-button" }, i18nTitle: "msg.reply", i18n: "msg.reply", on: { click: () => onReply(m) } })
       : null;
   body.push(h("div", { class: "bubble-meta" }, reply, h("span", { text: formatTime(m.created_at) }), side === "out" ? ticks(m.status) : null));
+  const bubble = h("div", { class: `bubble bubble-${side} bubble-${who}${template ? " bubble-tpl" : ""}`, dataset: { author } }, body);
   return h(
     "div",
     { class: `bubble-row row-${side}${m.phase === "bot" ? " phase-bot" : ""}`, dataset: rowData },
-    h("div", { class: `bubble bubble-${side} bubble-${who}`, dataset: { author } }, body),
+    template?.buttons?.length ? h("div", { class: "bubble-column" }, bubble, templateButtons(template.buttons)) : bubble,
   );
 }
 

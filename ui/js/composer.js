@@ -1,7 +1,9 @@
 // The composer of the desk: text (Enter sends), attachments (button, drag and drop, paste; each
 // uploaded at once to /api/media and sent as {"type": "media"}), canned responses ("/" + shortcut,
 // filled in by the server with the conversation's data), a small emoji picker, a reply context and
-// the 24-hour window state (closed: only templates may be sent).
+// the 24-hour window state (closed: only templates may be sent, and the composer switches to the
+// template mode of template_composer.js by itself; open: how long it has left, and a "Modelo"
+// button for a template anyway).
 
 import { ApiError, describe, get, post, upload } from "./api.js";
 import { formatBytes, formatDuration, h, randomKey, replace, setRawText, setText } from "./dom.js";
@@ -9,21 +11,25 @@ import { t } from "./i18n.js";
 import { icon } from "./icons.js";
 import { messageSnippet } from "./chat.js";
 import { notifyTyping } from "./live.js";
+import { createTemplateComposer } from "./template_composer.js";
+import { can } from "./me.js";
 
 const EMOJIS = "😀 😃 😄 😁 😊 🙂 😉 😍 😘 🤗 🤔 😅 😂 🙏 👍 👎 👏 🙌 👋 💪 ✅ ❌ ⚠️ ❗ ❓ 📎 📄 📷 📞 📅 ⏰ 💰 🎉 ❤️ 💚 ⭐ 🔒 🚚 😢 😞".split(" ");
 const CAPTION_KINDS = new Set(["image", "video", "document"]);
 
 /**
- * `conversationId`, `onSent(message)`: each message the server accepted.
+ * `conversationId`, `user` (the agent), `onSent(message)`: each message the server accepted.
  * Returns {el, setState(conversation), setReply(message), addFiles(files), focus(), destroy()}.
  */
-export function createComposer({ conversationId, onSent }) {
+export function createComposer({ conversationId, user, onSent }) {
   const input = h("textarea", { id: "composer-input", rows: 1, i18nPlaceholder: "composer.placeholder", maxlength: 4096, "aria-label": t("composer.label") });
   const send = h("button", { id: "composer-send", type: "submit", class: "btn btn-primary", i18nTitle: "composer.send" }, icon("send", { size: 18 }), h("span", { i18n: "composer.send" }));
   const fileInput = h("input", { id: "attach-input", type: "file", multiple: true, class: "visually-hidden", tabindex: "-1" });
   const attach = h("button", { id: "attach-button", type: "button", class: "icon-button", i18nTitle: "composer.attach", i18nAriaLabel: "composer.attach" }, icon("attach"));
   const emojiButton = h("button", { id: "emoji-button", type: "button", class: "icon-button", i18nTitle: "composer.emoji", i18nAriaLabel: "composer.emoji", text: "☺" });
   const cannedButton = h("button", { id: "canned-button", type: "button", class: "icon-button", i18nTitle: "composer.canned", i18nAriaLabel: "composer.canned", text: "/" });
+  const templateButton = h("button", { id: "template-button", type: "button", class: "icon-button tplc-open", i18nTitle: "tplc.open", i18nAriaLabel: "tplc.open", text: "HSM", hidden: !can("send_template") });
+  const templateArea = h("div", { id: "template-area", class: "template-area", hidden: true });
   const emojiPanel = h(
     "div",
     { id: "emoji-panel", class: "emoji-panel", role: "listbox", hidden: true },
@@ -41,9 +47,10 @@ export function createComposer({ conversationId, onSent }) {
     cannedPanel,
     replyBox,
     attachments,
-    h("div", { class: "composer-row" }, emojiButton, cannedButton, attach, fileInput, input, send),
+    h("div", { class: "composer-row", id: "composer-row" }, emojiButton, cannedButton, templateButton, attach, fileInput, input, send),
     h("div", { class: "composer-footer" }, windowState, error),
   );
+  const root = h("div", { class: "composer-wrap", id: "composer-wrap", dataset: { mode: "text" } }, templateArea, form);
 
   let conversation = null;
   let windowOpen = true;
@@ -54,6 +61,44 @@ export function createComposer({ conversationId, onSent }) {
   let active = 0;
   let sending = false;
   let windowTimer = null;
+  let templateMode = null; // {composer, automatic}
+
+  // ---------- Template mode ----------
+
+  /** Shows the template composer in place of the text row; `automatic`: the window closed. */
+  function enterTemplateMode(automatic) {
+    if (templateMode) return;
+    const tc = createTemplateComposer({
+      conversationId,
+      conversation,
+      user,
+      onSent: (m) => {
+        if (m && m.id) onSent?.(m);
+        if (windowOpen) leaveTemplateMode();
+      },
+      onCancel: automatic ? null : () => leaveTemplateMode(),
+    });
+    templateMode = { composer: tc, automatic };
+    replace(templateArea, tc.el);
+    templateArea.hidden = false;
+    form.querySelector(".composer-row").hidden = true;
+    replyBox.hidden = true;
+    attachments.hidden = true;
+    root.dataset.mode = "template";
+  }
+
+  function leaveTemplateMode() {
+    if (!templateMode) return;
+    templateMode.composer.destroy();
+    templateMode = null;
+    replace(templateArea);
+    templateArea.hidden = true;
+    form.querySelector(".composer-row").hidden = false;
+    replyBox.hidden = !replyTo;
+    attachments.hidden = !pending.length;
+    root.dataset.mode = "text";
+    input.focus();
+  }
 
   // ---------- Window state ----------
 
@@ -62,7 +107,12 @@ export function createComposer({ conversationId, onSent }) {
     windowOpen = Boolean(expires && expires > Date.now());
     windowState.dataset.state = windowOpen ? "open" : "closed";
     if (windowOpen) setText(windowState, "composer.windowOpen", { left: formatDuration(expires - Date.now()) });
-    else setText(windowState, "composer.windowClosed");
+    else setText(windowState, can("send_template") ? "composer.windowClosed" : "tplc.noPermission");
+    // Closed: only a template can go, so the composer becomes one; reopened (the customer
+    // wrote): back to text, unless the agent chose the template themselves.
+    if (!windowOpen && can("send_template")) enterTemplateMode(true);
+    else if (windowOpen && templateMode?.automatic) leaveTemplateMode();
+    templateMode?.composer.setConversation(conversation);
     input.disabled = !windowOpen;
     attach.disabled = !windowOpen;
     emojiButton.disabled = !windowOpen;
@@ -345,6 +395,7 @@ export function createComposer({ conversationId, onSent }) {
     emojiPanel.hidden = !emojiPanel.hidden;
     closeSuggestions();
   });
+  templateButton.addEventListener("click", () => enterTemplateMode(false));
   cannedButton.addEventListener("click", () => {
     emojiPanel.hidden = true;
     if (cannedPanel.hidden) updateSuggestions({ all: true });
@@ -357,7 +408,7 @@ export function createComposer({ conversationId, onSent }) {
   windowTimer = setInterval(renderWindow, 30000);
 
   return {
-    el: form,
+    el: root,
     setState(c) {
       conversation = c;
       renderWindow();
@@ -366,6 +417,7 @@ export function createComposer({ conversationId, onSent }) {
     addFiles,
     focus: () => input.focus(),
     destroy() {
+      templateMode?.composer.destroy();
       clearInterval(windowTimer);
       document.removeEventListener("click", closePanels);
       for (const p of pending) removeAttachment(p);

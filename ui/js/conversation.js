@@ -13,6 +13,9 @@ import { createComposer } from "./composer.js";
 import { createProtocolForm } from "./form.js";
 import { listOf, loadAgents, openAssignDialog, openFinalizeDialog, openTransferDialog } from "./actions.js";
 import { refresh as refreshWorklist } from "./worklist.js";
+import { can } from "./me.js";
+import { scheduleButton } from "./schedules.js";
+import { openStartConversation } from "./start_conversation.js";
 
 const FALLBACK_REFRESH_MS = 15000;
 const STAFF_ROLES = new Set(["supervisor", "admin"]);
@@ -109,6 +112,7 @@ export function conversationView(container, id, { user, mode = "desk", onLeave, 
     if (mayTransfer) {
       out.push(h("button", { type: "button", id: "transfer-button", class: "btn btn-ghost", i18n: "conv.transfer", on: { click: () => openTransferDialog(c, { me: user, onDone: left }) } }));
     }
+    if (mode === "desk" && c.can_act && c.state === "assigned" && can("schedule_messages")) out.push(scheduleButton(c, user));
     if (mode === "desk" && c.can_act && c.state === "assigned") {
       out.push(h("button", { type: "button", id: "finalize-button", class: "btn btn-secondary", i18n: "conv.finalize", on: { click: () => openFinalizeDialog(c, { form, onDone: left }) } }));
     }
@@ -161,7 +165,7 @@ export function conversationView(container, id, { user, mode = "desk", onLeave, 
     const c = conversation;
     if (canWrite(c)) {
       if (!composer) {
-        composer = createComposer({ conversationId: id, onSent: (m) => thread.add(m) });
+        composer = createComposer({ conversationId: id, user, onSent: (m) => thread.add(m) });
         replace(bottom, composer.el);
       }
       composer.setState(c);
@@ -169,7 +173,18 @@ export function conversationView(container, id, { user, mode = "desk", onLeave, 
     }
     composer?.destroy();
     composer = null;
-    replace(bottom, h("div", { id: "composer-readonly", class: "composer-readonly", dataset: { reason: readOnlyReason(c) } }, h("span", { i18n: readOnlyReason(c), i18nArgs: { agent: c.agent_name || "" } })));
+    // A closed conversation's customer can be written again, with a template only.
+    const restart =
+      mode !== "supervise" && isClosed(c) && c.contact_id && can("send_template")
+        ? h("button", {
+            type: "button",
+            id: "restart-template",
+            class: "btn btn-secondary btn-small",
+            i18n: "start.again",
+            on: { click: () => openStartConversation({ user, contact: { id: c.contact_id, name: c.contact_name, wa_id: c.contact_wa_id }, channelId: c.channel_id }) },
+          })
+        : null;
+    replace(bottom, h("div", { id: "composer-readonly", class: "composer-readonly", dataset: { reason: readOnlyReason(c) } }, h("span", { i18n: readOnlyReason(c), i18nArgs: { agent: c.agent_name || "" } }), restart ? [" ", restart] : null));
   }
 
   // ---------- Form ----------

@@ -8,6 +8,8 @@ import { icon } from "./icons.js";
 import { onWorklist } from "./worklist.js";
 import { conversationView, stateBadge } from "./conversation.js";
 import { openDialog } from "./dialog.js";
+import { can } from "./me.js";
+import { openStartConversation } from "./start_conversation.js";
 
 export function deskSection(container, { user }) {
   const mineCount = h("span", { id: "count-mine", class: "count-pill", text: "0" });
@@ -16,6 +18,9 @@ export function deskSection(container, { user }) {
   const waitingList = h("div", { id: "list-waiting", class: "conv-list", role: "list" });
   const status = h("div", { id: "desk-status", class: "list-status" });
   const pane = h("section", { id: "conv-pane", class: "conv-pane" });
+  const startButton = can("send_template")
+    ? h("button", { type: "button", id: "start-conversation", class: "btn btn-secondary btn-small start-button", i18n: "start.button", on: { click: () => openStartConversation({ user }) } })
+    : null;
   replace(
     container,
     h(
@@ -24,6 +29,7 @@ export function deskSection(container, { user }) {
       h(
         "aside",
         { class: "conv-sidebar", id: "desk-sidebar" },
+        startButton,
         status,
         h("div", { class: "list-group" }, h("div", { class: "group-title" }, h("h2", { i18n: "desk.mine" }), mineCount), mineList),
         h("div", { class: "list-group" }, h("div", { class: "group-title" }, h("h2", { i18n: "desk.waiting" }), waitingCount), waitingList),

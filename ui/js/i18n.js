@@ -3,6 +3,9 @@
 // `data-i18n-args` JSON) are re-translated in place when the language changes, so switching keeps
 // what the user was doing.
 
+import { TEMPLATE_STRINGS } from "./i18n_templates.js";
+import { OUTREACH_STRINGS } from "./i18n_outreach.js";
+
 const STORAGE_KEY = "atende.lang";
 export const LANGUAGES = [
   { code: "pt-BR", label: "Português (Brasil)" },
@@ -965,6 +968,11 @@ const DICTIONARIES = {
     "sim.template": "Template \"{name}\"",
   },
 };
+
+// Active messaging's strings live in their own files (one per concern), merged here.
+for (const extra of [TEMPLATE_STRINGS, OUTREACH_STRINGS]) {
+  for (const [lang, strings] of Object.entries(extra)) Object.assign(DICTIONARIES[lang], strings);
+}
 
 const DEFAULT_LANG = "pt-BR";
 let current = initialLanguage();

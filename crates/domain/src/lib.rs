@@ -8,10 +8,14 @@
 pub mod backoff;
 pub mod document;
 pub mod flow;
+pub mod optout;
+pub mod permissions;
+pub mod phone;
 pub mod protocol;
 pub mod rate;
 pub mod routing;
 pub mod status;
+pub mod template;
 pub mod text;
 pub mod throttle;
 pub mod window;

@@ -33,11 +33,10 @@ pub(crate) fn router() -> Router<GraphSim> {
         .route("/customer/media", post(customer_media))
         .route("/customer/send", post(customer_send_route))
         .route("/customer/status", post(customer_status))
-        .route("/templates", get(templates))
-        .route("/templates/{id}/status", post(template_status))
+        .merge(crate::control_templates::router())
 }
 
-fn bad_request(message: impl std::fmt::Display) -> Response {
+pub(crate) fn bad_request(message: impl std::fmt::Display) -> Response {
     (
         StatusCode::BAD_REQUEST,
         Json(json!({"error": message.to_string()})),
@@ -93,6 +92,8 @@ const ENDPOINTS: &[Endpoint] = &[
     Endpoint::DeleteMedia,
     Endpoint::PhoneNumber,
     Endpoint::Templates,
+    Endpoint::Account,
+    Endpoint::Uploads,
     Endpoint::Any,
 ];
 
@@ -267,44 +268,6 @@ async fn customer_status(State(sim): State<GraphSim>, body: Bytes) -> Response {
         Ok((status, body)) => {
             Json(json!({"status": status, "body": body, "payload": payload})).into_response()
         }
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
-    }
-}
-
-async fn templates(State(sim): State<GraphSim>) -> Json<Value> {
-    Json(json!(sim.templates()))
-}
-
-#[derive(Deserialize)]
-struct TemplateStatus {
-    status: String,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-/// Moves a template to a new status and posts the status webhook.
-async fn template_status(
-    State(sim): State<GraphSim>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    body: Bytes,
-) -> Response {
-    let req: TemplateStatus = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return bad_request(e),
-    };
-    match sim
-        .set_template_status(&id, &req.status, req.reason.as_deref())
-        .await
-    {
-        Ok(answer) => Json(json!({
-            "webhook": answer.map(|(status, body)| json!({"status": status, "body": body})),
-        }))
-        .into_response(),
-        Err(e @ SimError::Invalid(_)) => bad_request(e),
         Err(e) => (
             StatusCode::BAD_GATEWAY,
             Json(json!({"error": e.to_string()})),

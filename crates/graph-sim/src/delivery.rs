@@ -16,6 +16,8 @@ pub(crate) struct StatusJob {
     pub wamid: String,
     pub recipient: String,
     pub template: bool,
+    /// The template's category when known (pricing is per category).
+    pub category: Option<String>,
     pub biz_opaque: Option<String>,
     pub failure: Option<(i64, String)>,
 }
@@ -105,8 +107,12 @@ fn status_payload(job: &StatusJob, status: &str, conversation_id: &str) -> Value
     if status == "failed" {
         return payload;
     }
+    let template_category = job
+        .category
+        .as_deref()
+        .map_or_else(|| "utility".to_owned(), str::to_ascii_lowercase);
     let (category, kind, billable) = if job.template {
-        ("utility", "regular", true)
+        (template_category.as_str(), "regular", true)
     } else {
         ("service", "free_customer_service", false)
     };

@@ -48,6 +48,7 @@ pub fn error_title(code: i64) -> &'static str {
         132012 => "Parameter format does not match format in the created template",
         132015 => "Template is Paused",
         132016 => "Template is Disabled",
+        132018 => "There's an issue with the parameters in your template.",
         _ => "Unknown error",
     }
 }
@@ -180,6 +181,67 @@ impl GraphError {
     /// Template sends that Meta refuses (132000, 132001, 132015, 132016).
     pub(crate) fn template(http_status: u16, code: i64, details: &str) -> GraphError {
         GraphError::whatsapp(http_status, code, details)
+    }
+
+    /// Template creation and edit refusals: Meta answers "Invalid parameter" and puts what is
+    /// wrong in `error_user_title`/`error_user_msg`, with a subcode where it has one.
+    pub(crate) fn template_rule(subcode: Option<i64>, title: &str, user_msg: &str) -> GraphError {
+        let e = GraphError::new(400, 100, "OAuthException", "Invalid parameter")
+            .with("is_transient", json!(false))
+            .with("error_user_title", json!(title))
+            .with("error_user_msg", json!(user_msg));
+        match subcode {
+            Some(s) => e.with("error_subcode", json!(s)),
+            None => e,
+        }
+    }
+
+    /// The token lacks a permission: (#200) for management calls, (#10) for messaging.
+    pub(crate) fn missing_permission(scope: &str) -> GraphError {
+        if scope == crate::account::MESSAGING {
+            return GraphError::new(
+                403,
+                10,
+                "OAuthException",
+                "(#10) Application does not have permission for this action",
+            );
+        }
+        GraphError::new(
+            403,
+            200,
+            "OAuthException",
+            &format!("(#200) Requires {scope} permission to manage the object"),
+        )
+    }
+
+    /// A body that does not conform to Meta's OpenAPI document.
+    pub(crate) fn schema_violation(
+        violations: &[crate::openapi::Violation],
+        schema: &str,
+    ) -> GraphError {
+        let first = violations
+            .first()
+            .map_or_else(|| "(body)".to_owned(), ToString::to_string);
+        let details: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        GraphError::new(
+            400,
+            100,
+            "OAuthException",
+            &format!("(#100) Param {first} (does not conform to {schema})"),
+        )
+        .with("error_subcode", json!(crate::openapi::SCHEMA_SUBCODE))
+        .with(
+            "error_data",
+            json!({"messaging_product": "whatsapp", "details": details.join("; ")}),
+        )
+    }
+
+    pub(crate) fn status(&self) -> u16 {
+        self.status.as_u16()
+    }
+
+    pub(crate) fn body(&self) -> &Value {
+        &self.body
     }
 
     pub(crate) fn server_error() -> GraphError {

@@ -22,7 +22,11 @@ use crate::delivery::{self, StatusJob};
 use crate::errors::GraphError;
 use crate::server::ConnKill;
 use crate::validate::{SendRequest, parse_send};
-use crate::{Endpoint, Fault, GraphSim, SentMessage, StoredMedia, control, digits, ids, templates};
+use crate::account::{self, MANAGEMENT, MESSAGING, authorize_scope};
+use crate::openapi::RequestKind;
+use crate::{
+    Endpoint, Fault, GraphSim, SentMessage, StoredMedia, control, digits, ids, templates, uploads,
+};
 
 /// Largest accepted upload (Meta: 100 MB for documents) plus multipart framing.
 const MAX_UPLOAD_BODY: usize = 101 * 1024 * 1024;
@@ -45,8 +49,21 @@ pub(crate) fn router(sim: GraphSim) -> Router {
                 .delete(templates::delete),
         )
         .route(
+            "/{version}/{node}/subscribed_apps",
+            get(account::subscribed_apps_get)
+                .post(account::subscribed_apps_post)
+                .delete(account::subscribed_apps_delete),
+        )
+        .route(
+            "/{version}/{node}/uploads",
+            post(uploads::start).layer(DefaultBodyLimit::max(MAX_UPLOAD_BODY)),
+        )
+        .route(
             "/{version}/{node}",
-            get(get_node).post(post_node).delete(delete_node),
+            get(get_node)
+                .post(post_node)
+                .layer(DefaultBodyLimit::max(MAX_UPLOAD_BODY))
+                .delete(delete_node),
         )
         .fallback(unknown_path)
         .with_state(sim)
@@ -111,7 +128,7 @@ async fn drop_connection(kill: &Kill) -> Response {
         .into_response()
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
@@ -149,11 +166,16 @@ async fn send_message(
     } else {
         Endpoint::SendMessage
     };
+    let is_template = parsed
+        .as_ref()
+        .and_then(|v| v.get("type"))
+        .and_then(Value::as_str)
+        == Some("template");
     let mut failure = match gate(&sim, endpoint, &kill).await {
         Ok(f) => f,
         Err(resp) => return resp,
     };
-    if let Err(e) = authorize(&sim, &headers) {
+    if let Err(e) = authorize_scope(&sim, &headers, MESSAGING) {
         return e.into_response();
     }
     let Some(phone) = sim.shared.phone(&pnid).cloned() else {
@@ -172,10 +194,24 @@ async fn send_message(
         Err(e) => return e.into_response(),
     };
 
-    if out.kind == "template"
-        && let Err(e) = templates::check_send(&sim, &phone.waba_id, &body["template"])
-    {
-        return e.into_response();
+    let mut rendered = None;
+    let mut category = None;
+    if is_template {
+        if let Err(e) = templates::check_and_record(
+            &sim,
+            RequestKind::TemplateSend,
+            uri.path(),
+            &serde_json::to_vec(&body).unwrap_or_default(),
+        ) {
+            return e.into_response();
+        }
+        match templates::send::check_send(&sim, &phone.waba_id, &body["template"]) {
+            Ok(info) => {
+                rendered = info.rendered;
+                category = info.category;
+            }
+            Err(e) => return e.into_response(),
+        }
     }
 
     let wa_id = {
@@ -199,13 +235,27 @@ async fn send_message(
             to: out.to.clone(),
             body: body.clone(),
             received_at: std::time::SystemTime::now(),
+            template: rendered.clone(),
         });
         let missing_media = out.media_ids.iter().any(|id| !s.media.contains_key(id));
-        Some((s.webhook_url.is_some(), missing_media))
+        let spam = s.spam_limited.contains(&pnid);
+        let marketing = (category.as_deref() == Some("MARKETING"))
+            .then(|| s.marketing_faults.get(&digits(&out.to)).copied())
+            .flatten();
+        Some((s.webhook_url.is_some(), missing_media, spam, marketing))
     });
-    let Some((has_webhook, missing_media)) = accepted else {
+    let Some((has_webhook, missing_media, spam, marketing)) = accepted else {
         return GraphError::rate_limited().into_response();
     };
+    // Quality and marketing refusals arrive asynchronously, in a failed status, as on Meta.
+    if failure.is_none() && spam {
+        failure = Some((131048, crate::errors::error_title(131048).to_owned()));
+    }
+    if failure.is_none()
+        && let Some(code) = marketing
+    {
+        failure = Some((code, crate::errors::error_title(code).to_owned()));
+    }
 
     // Meta takes unknown media ids and fails the message afterwards.
     let auto = sim.shared.auto_statuses;
@@ -222,6 +272,7 @@ async fn send_message(
                 wamid: wamid.clone(),
                 recipient: wa_id.clone(),
                 template,
+                category: category.clone(),
                 biz_opaque: out.biz_opaque,
                 failure,
             },
@@ -292,7 +343,7 @@ async fn upload_media(
     if let Err(resp) = gate(&sim, Endpoint::UploadMedia, &kill).await {
         return resp;
     }
-    if let Err(e) = authorize(&sim, &headers) {
+    if let Err(e) = authorize_scope(&sim, &headers, MESSAGING) {
         return e.into_response();
     }
     if sim.shared.phone(&pnid).is_none() {
@@ -393,24 +444,50 @@ async fn get_node(
     if !valid_version(&version) {
         return GraphError::unknown_path(uri.path()).into_response();
     }
+    let fields = query.get("fields").map(String::as_str);
     if let Some(phone) = sim.shared.phone(&node).cloned() {
         if let Err(resp) = gate(&sim, Endpoint::PhoneNumber, &kill).await {
             return resp;
         }
-        if let Err(e) = authorize(&sim, &headers) {
+        // Either permission reads a number (the document's 403 example says so).
+        if let Err(e) = authorize_scope(&sim, &headers, MESSAGING)
+            .or_else(|_| authorize_scope(&sim, &headers, MANAGEMENT))
+        {
             return e.into_response();
         }
-        return phone_info(&phone, query.get("fields").map(String::as_str));
+        return account::phone_info(&sim, &phone, fields);
     }
-    let is_template = sim.shared.lock().templates.iter().any(|t| t.id == node);
-    if is_template {
+    if node == "debug_token" {
+        if let Err(resp) = gate(&sim, Endpoint::Account, &kill).await {
+            return resp;
+        }
+        return account::debug_token(&sim, &headers, &query);
+    }
+    if uploads::is_upload_node(&node) {
+        if let Err(resp) = gate(&sim, Endpoint::Uploads, &kill).await {
+            return resp;
+        }
+        if let Err(e) = uploads::authorize_node(&sim, &headers, &query) {
+            return e.into_response();
+        }
+        return uploads::status(&sim, &node);
+    }
+    if account::waba_known(&sim, &node) {
+        if let Err(resp) = gate(&sim, Endpoint::Account, &kill).await {
+            return resp;
+        }
+        if let Err(e) = authorize_scope(&sim, &headers, MANAGEMENT) {
+            return e.into_response();
+        }
+        return account::waba_info(&sim, &node, fields);
+    }
+    if sim.template(&node).is_some() {
         if let Err(resp) = gate(&sim, Endpoint::Templates, &kill).await {
             return resp;
         }
-        if let Err(e) = authorize(&sim, &headers) {
+        if let Err(e) = authorize_scope(&sim, &headers, MANAGEMENT) {
             return e.into_response();
         }
-        let fields = query.get("fields").map(String::as_str);
         return templates::get_one(&sim, &node, fields)
             .unwrap_or_else(|| GraphError::unknown_object("get", &node).into_response());
     }
@@ -418,7 +495,7 @@ async fn get_node(
     if let Err(resp) = gate(&sim, Endpoint::MediaInfo, &kill).await {
         return resp;
     }
-    if let Err(e) = authorize(&sim, &headers) {
+    if let Err(e) = authorize_scope(&sim, &headers, MESSAGING) {
         return e.into_response();
     }
     let info = sim
@@ -442,76 +519,35 @@ async fn get_node(
     .into_response()
 }
 
-fn phone_info(phone: &crate::PhoneNumber, fields: Option<&str>) -> Response {
-    let all = json!({
-        "verified_name": "Atende Simulado",
-        "code_verification_status": "VERIFIED",
-        "display_phone_number": phone.display_phone_number,
-        "quality_rating": "GREEN",
-        "platform_type": "CLOUD_API",
-        "throughput": {"level": "STANDARD"},
-        "name_status": "APPROVED",
-        "status": "CONNECTED",
-        "account_mode": "LIVE",
-        "is_official_business_account": false,
-        "messaging_limit_tier": "TIER_1K",
-        "whatsapp_business_manager_messaging_limit": "TIER_2K",
-        "id": phone.phone_number_id,
-    });
-    const DEFAULT: &[&str] = &[
-        "verified_name",
-        "code_verification_status",
-        "display_phone_number",
-        "quality_rating",
-        "platform_type",
-        "throughput",
-        "id",
-    ];
-    let wanted: Vec<&str> = match fields {
-        Some(f) => f
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .chain(["id"])
-            .collect(),
-        None => DEFAULT.to_vec(),
-    };
-    let mut out = serde_json::Map::new();
-    for f in wanted {
-        match all.get(f) {
-            Some(v) => {
-                out.insert(f.to_owned(), v.clone());
-            }
-            None => {
-                return GraphError::invalid_param(&format!(
-                    "Tried accessing nonexisting field ({f}) on node type (WhatsAppBusinessPhoneNumber)"
-                ))
-                .into_response();
-            }
-        }
-    }
-    Json(Value::Object(out)).into_response()
-}
-
-/// Only templates accept a POST on their node (edits).
+/// A POST on a node: an upload session's bytes, or a template edit.
 async fn post_node(
     State(sim): State<GraphSim>,
     Path((version, node)): Path<(String, String)>,
     uri: OriginalUri,
     kill: Kill,
     headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
     if !valid_version(&version) {
         return GraphError::unknown_path(uri.path()).into_response();
     }
+    if uploads::is_upload_node(&node) {
+        if let Err(resp) = gate(&sim, Endpoint::Uploads, &kill).await {
+            return resp;
+        }
+        if let Err(e) = uploads::authorize_node(&sim, &headers, &query) {
+            return e.into_response();
+        }
+        return uploads::upload(&sim, &node, &headers, &body);
+    }
     if let Err(resp) = gate(&sim, Endpoint::Templates, &kill).await {
         return resp;
     }
-    if let Err(e) = authorize(&sim, &headers) {
+    if let Err(e) = authorize_scope(&sim, &headers, MANAGEMENT) {
         return e.into_response();
     }
-    templates::edit(&sim, &node, &body)
+    templates::edit(&sim, &node, uri.path(), &body)
         .unwrap_or_else(|| GraphError::unknown_object("post", &node).into_response())
 }
 
@@ -528,7 +564,7 @@ async fn delete_node(
     if let Err(resp) = gate(&sim, Endpoint::DeleteMedia, &kill).await {
         return resp;
     }
-    if let Err(e) = authorize(&sim, &headers) {
+    if let Err(e) = authorize_scope(&sim, &headers, MESSAGING) {
         return e.into_response();
     }
     let removed = sim.shared.update(|s| {
@@ -612,7 +648,7 @@ async fn download_media(
     if let Err(resp) = gate(&sim, Endpoint::MediaDownload, &kill).await {
         return resp;
     }
-    if let Err(e) = authorize(&sim, &headers) {
+    if let Err(e) = authorize_scope(&sim, &headers, MESSAGING) {
         return e.into_response();
     }
     let exp = query.get("exp").and_then(|e| e.parse::<u128>().ok());

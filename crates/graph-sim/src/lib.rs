@@ -13,15 +13,20 @@
 //! behaviour, so a bug in Atende's wire types cannot hide behind the same bug
 //! in the double.
 
+mod account;
 mod control;
+mod control_templates;
 pub mod customer;
 mod delivery;
 pub mod errors;
 mod graph;
 mod ids;
+pub mod openapi;
 mod server;
 mod state;
+mod sim_api;
 mod templates;
+mod uploads;
 mod validate;
 
 use std::sync::Arc;
@@ -37,12 +42,18 @@ pub use customer::{
     sign, to_meta_json,
 };
 
-pub use templates::Template;
+pub use account::PhoneSettings;
+pub use openapi::{RequestKind, Violation};
+pub use sim_api::MarketingFault;
+pub use templates::review::TemplateChange;
+pub use templates::{AutoReview, RecordedRequest, RenderedButton, RenderedTemplate, Template};
 
 use state::{Shared, State};
 
 const DEFAULT_STATUS_DELAY: Duration = Duration::from_millis(10);
 const DEFAULT_WEBHOOK_RETRIES: u32 = 3;
+/// App id of [`SimConfig::new`].
+pub const DEFAULT_APP_ID: &str = "100000000000999";
 
 /// A business phone number owned by the simulated WhatsApp Business Account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +122,9 @@ pub struct SimConfig {
     pub auto_statuses: AutoStatuses,
     /// Validity of media download URLs (Meta: 5 minutes); tests shorten it.
     pub media_url_ttl: Duration,
+    /// The Meta app: `POST /{app-id}/uploads` (Resumable Upload API) and `debug_token`'s
+    /// `app_id`.
+    pub app_id: String,
 }
 
 impl SimConfig {
@@ -133,6 +147,7 @@ impl SimConfig {
             )],
             auto_statuses: AutoStatuses::ALL,
             media_url_ttl: Duration::from_secs(300),
+            app_id: DEFAULT_APP_ID.to_owned(),
         }
     }
 }
@@ -148,6 +163,8 @@ pub struct SentMessage {
     pub body: Value,
     #[serde(serialize_with = "serialize_unix_millis")]
     pub received_at: SystemTime,
+    /// For a template of a template the simulator knows: what the customer sees.
+    pub template: Option<RenderedTemplate>,
 }
 
 impl SentMessage {
@@ -157,6 +174,19 @@ impl SentMessage {
             .get("type")
             .and_then(Value::as_str)
             .unwrap_or("text")
+    }
+
+    /// The text the customer sees: a text message's body, or a known template's header, body
+    /// and footer filled in.
+    pub fn rendered_text(&self) -> Option<String> {
+        match &self.template {
+            Some(t) => Some(t.text()),
+            None => self
+                .body
+                .pointer("/text/body")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }
     }
 }
 
@@ -172,7 +202,7 @@ pub struct StoredMedia {
 }
 
 impl StoredMedia {
-    fn new(bytes: Bytes, mime_type: &str, filename: Option<String>) -> StoredMedia {
+    pub(crate) fn new(bytes: Bytes, mime_type: &str, filename: Option<String>) -> StoredMedia {
         let sha256_hex = hex::encode(Sha256::digest(&bytes));
         StoredMedia {
             bytes,
@@ -218,6 +248,10 @@ pub enum Endpoint {
     PhoneNumber,
     /// Template management: /{waba-id}/message_templates and /{template-id}.
     Templates,
+    /// The WABA node, /{waba-id}/subscribed_apps and /debug_token.
+    Account,
+    /// The Resumable Upload API: /{app-id}/uploads and /upload:{id}.
+    Uploads,
     /// Faults: whichever Graph request comes next. Counts: all of them.
     Any,
 }
@@ -287,10 +321,18 @@ impl GraphSim {
             webhook_url: cfg.webhook_url,
             webhook_retries: DEFAULT_WEBHOOK_RETRIES,
             status_delay: DEFAULT_STATUS_DELAY,
-            new_template_status: "APPROVED".to_owned(),
+            new_template_status: "PENDING".to_owned(),
+            template_limit: templates::DEFAULT_TEMPLATE_LIMIT,
+            record_template_requests: true,
+            token_scopes: cfg
+                .access_tokens
+                .iter()
+                .map(|t| (t.clone(), account::DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect()))
+                .collect(),
             ..State::default()
         };
         let shared = Shared::new(
+            cfg.app_id,
             cfg.app_secret,
             cfg.access_tokens,
             cfg.phone_numbers,
@@ -540,79 +582,9 @@ impl GraphSim {
             s.deliveries.clear();
             s.requests.clear();
             s.faults.clear();
+            s.template_requests.clear();
+            s.template_webhooks.clear();
         });
-    }
-
-    /// Templates of every WABA, in creation order.
-    pub fn templates(&self) -> Vec<Template> {
-        self.shared.lock().templates.clone()
-    }
-
-    /// Registers a template directly (no HTTP, no webhook); returns its id.
-    /// `components` is Meta's creation array, e.g.
-    /// `[{"type":"BODY","text":"Olá {{1}}"}]`.
-    pub fn add_template(
-        &self,
-        waba_id: &str,
-        name: &str,
-        language: &str,
-        category: &str,
-        status: &str,
-        components: Value,
-    ) -> String {
-        let id = ids::media_id();
-        let t = Template {
-            id: id.clone(),
-            waba_id: waba_id.to_owned(),
-            name: name.to_owned(),
-            language: language.to_owned(),
-            category: category.to_ascii_uppercase(),
-            status: status.to_ascii_uppercase(),
-            components,
-            parameter_format: "POSITIONAL".to_owned(),
-        };
-        self.shared.update(|s| s.templates.push(t));
-        id
-    }
-
-    /// Changes a template's status (APPROVED, REJECTED, PAUSED, DISABLED...)
-    /// and, with a webhook URL set, posts the `message_template_status_update`
-    /// webhook Meta would send. Returns the receiver's answer, if posted.
-    pub async fn set_template_status(
-        &self,
-        template_id: &str,
-        status: &str,
-        reason: Option<&str>,
-    ) -> Result<Option<(u16, String)>, SimError> {
-        let status = status.to_ascii_uppercase();
-        let template = self.shared.update(|s| {
-            let t = s.templates.iter_mut().find(|t| t.id == template_id)?;
-            t.status.clone_from(&status);
-            Some(t.clone())
-        });
-        let Some(t) = template else {
-            return Err(SimError::Invalid(format!("unknown template {template_id}")));
-        };
-        if self.webhook_url().is_none() {
-            return Ok(None);
-        }
-        let builder = WebhookBuilder::new(&t.waba_id, "", "");
-        let payload = builder.template_status_update(&t.id, &t.name, &t.language, &status, reason);
-        Ok(Some(self.post_to_webhook(&payload).await?))
-    }
-
-    /// When on, template sends must name an existing APPROVED template of
-    /// the sender's WABA in that language, with as many body parameters as
-    /// its body has placeholders (else 132001/132015/132016/132000).
-    pub fn set_enforce_templates(&self, on: bool) {
-        self.shared.update(|s| s.enforce_templates = on);
-    }
-
-    /// Status of templates created or edited over HTTP (default APPROVED;
-    /// PENDING to exercise the review flow with [`GraphSim::set_template_status`]).
-    pub fn set_new_template_status(&self, status: &str) {
-        let status = status.to_ascii_uppercase();
-        self.shared.update(|s| s.new_template_status = status);
     }
 
     /// A payload builder for the first phone number.
@@ -649,7 +621,7 @@ pub(crate) fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
-fn serialize_unix_millis<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_unix_millis<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     let ms = t
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));

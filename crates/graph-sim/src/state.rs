@@ -11,11 +11,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
+use crate::account::{PhoneSettings, Subscription};
+use crate::templates::{AutoReview, Deleted, RecordedRequest};
+use crate::uploads::UploadSession;
 use crate::{
     AutoStatuses, Endpoint, Fault, PhoneNumber, SentMessage, StatusDelivery, StoredMedia, Template,
 };
 
 pub(crate) struct Shared {
+    pub app_id: String,
     pub app_secret: String,
     pub access_tokens: Vec<String>,
     pub phone_numbers: Vec<PhoneNumber>,
@@ -55,10 +59,40 @@ pub(crate) struct State {
     pub enforce_templates: bool,
     /// Status given to created (and edited) templates.
     pub new_template_status: String,
+    /// What happens to a template waiting for review; None = it waits for a test.
+    pub review: Option<AutoReview>,
+    /// Deletions, for the 30-day block on reusing a name.
+    pub deleted_templates: Vec<Deleted>,
+    /// Most templates a WABA may hold (Meta: 250 for an unverified portfolio).
+    pub template_limit: usize,
+    /// Added to the wall clock for Meta's time rules (edit limits, name reuse), so a test can
+    /// "wait" a day.
+    pub clock_offset: Duration,
+    /// Every template-related request body and whether it conformed to Meta's document.
+    pub template_requests: Vec<RecordedRequest>,
+    pub record_template_requests: bool,
+    /// Template webhooks posted (status, quality, category), in order.
+    pub template_webhooks: Vec<serde_json::Value>,
+    /// Granted permissions per access token.
+    pub token_scopes: HashMap<String, Vec<String>>,
+    /// Per WABA; absent = subscribed.
+    pub subscriptions: HashMap<String, Subscription>,
+    /// Per phone number id; absent = the defaults.
+    pub phone_settings: HashMap<String, PhoneSettings>,
+    /// Resumable Upload API sessions by id (without the "upload:" prefix).
+    pub upload_sessions: HashMap<String, UploadSession>,
+    /// Handles returned by finished uploads: handle -> session id.
+    pub upload_handles: HashMap<String, String>,
+    /// Per recipient (digits): the error code a MARKETING template to them fails with.
+    pub marketing_faults: HashMap<String, i64>,
+    /// Phone number ids whose sends fail with 131048 (spam rate limit).
+    pub spam_limited: std::collections::HashSet<String>,
 }
 
 impl Shared {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
+        app_id: String,
         app_secret: String,
         access_tokens: Vec<String>,
         phone_numbers: Vec<PhoneNumber>,
@@ -70,6 +104,7 @@ impl Shared {
         let mut url_key = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut url_key[..]);
         Shared {
+            app_id,
             app_secret,
             access_tokens,
             phone_numbers,

@@ -147,3 +147,27 @@ pub async fn visible_conversation(
     }
     Ok((conversation, access))
 }
+
+/// Whether the caller has permission `p` now (the role's row of the matrix an admin edits; API
+/// tokens act as admin).
+pub async fn has_permission(
+    app: &AppState,
+    who: &Principal,
+    p: domain::permissions::Permission,
+) -> ApiResult<bool> {
+    Ok(app.store.role_has_permission(who.role().as_str(), p).await?)
+}
+
+/// 403 with the pt-BR sentence naming the permission unless the caller has it. Queue scoping is
+/// the caller's job ([`access`], queue membership).
+pub async fn require_permission(
+    app: &AppState,
+    who: &Principal,
+    p: domain::permissions::Permission,
+) -> ApiResult<()> {
+    if has_permission(app, who, p).await? {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(p.denied_pt()))
+    }
+}

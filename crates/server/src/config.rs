@@ -146,6 +146,15 @@ pub struct ServeArgs {
         value_name = "ADDRS"
     )]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Seconds between two full imports of every WABA's templates from Meta (the safety net of
+    /// the template webhooks); 0 = only on demand. [default: 3600]
+    #[arg(
+        long,
+        global = true,
+        env = "ATENDE_TEMPLATE_SYNC_EVERY",
+        value_name = "SECS"
+    )]
+    pub template_sync_every: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,6 +260,7 @@ struct FileConfig {
     bot_close_after: Option<u64>,
     presence_grace: Option<u64>,
     trusted_proxies: Option<Vec<String>>,
+    template_sync_every: Option<u64>,
 }
 
 /// Everything the program needs, resolved.
@@ -276,6 +286,8 @@ pub struct Config {
     pub bot_close_after_secs: u64,
     pub presence_grace_secs: u64,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// 0: no periodic template sync.
+    pub template_sync_secs: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -409,6 +421,10 @@ impl Config {
                     .or(file.trusted_proxies)
                     .unwrap_or_default(),
             )?,
+            template_sync_secs: serve
+                .template_sync_every
+                .or(file.template_sync_every)
+                .unwrap_or(3600),
         })
     }
 
@@ -433,6 +449,8 @@ impl Config {
             bot_close_after_secs: 900,
             presence_grace_secs: 120,
             trusted_proxies: Vec::new(),
+            // Tests sync on demand; a periodic import would race their assertions.
+            template_sync_secs: 0,
         }
     }
 }

@@ -35,6 +35,27 @@ impl ApiError {
         ApiError::BadRequest("bad_request", message.into())
     }
 
+    /// 422 with every problem: `{"problems":[{"field","code","message","message_en"}]}`
+    /// (message in pt-BR); the error's own message is the first problem's.
+    pub fn problems(code: &'static str, problems: &[domain::template::Problem]) -> ApiError {
+        let list: Vec<Value> = problems
+            .iter()
+            .map(|p| {
+                json!({
+                    "field": p.field,
+                    "code": p.code,
+                    "message": p.message_pt,
+                    "message_en": p.message_en,
+                })
+            })
+            .collect();
+        let message = problems.first().map_or_else(
+            || "Os dados enviados não são válidos.".to_owned(),
+            |p| p.message_pt.clone(),
+        );
+        ApiError::Unprocessable(code, message, json!({ "problems": list }))
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),

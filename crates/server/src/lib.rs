@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod group_commit;
+pub mod hsm;
 pub mod http;
 pub mod live;
 pub mod media_files;

@@ -65,6 +65,8 @@ pub struct ApplyReport {
     pub duplicates: usize,
     /// Inbound media rows waiting for the download worker.
     pub new_media: Vec<i64>,
+    /// Opt-out / opt-in keywords recorded (each answered with a confirmation).
+    pub consents: Vec<crate::consent::InboundConsent>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -225,14 +227,19 @@ impl Store {
                         .bind(now)
                         .fetch_one(&mut *tx)
                         .await?;
-                        let open: Option<i64> = sqlx::query_scalar(
-                            "SELECT id FROM conversations WHERE contact_id = $1 AND closed_at IS NULL",
+                        let open: Option<(i64, String)> = sqlx::query_as(
+                            "SELECT id, state FROM conversations WHERE contact_id = $1 AND closed_at IS NULL",
                         )
                         .bind(contact_id)
                         .fetch_optional(&mut *tx)
                         .await?;
+                        // The HSM response queue: reads a route only for a message that opens a
+                        // conversation, answers a template, or taps a quick reply.
+                        let (reply_plan, tap) = crate::reply_routes::plan_reply_routing!(
+                            tx, now, contact_id, open.as_ref().map(|(_, s)| s.as_str()), &m.kind, &m.content_json
+                        );
                         let conversation_id = match open {
-                            Some(id) => id,
+                            Some((id, _)) => id,
                             None => {
                                 let number = allocate_protocol!(tx, protocol_cfg, now);
                                 // With a bot flow for this channel the conversation opens in the bot,
@@ -243,7 +250,9 @@ impl Store {
                                 .bind(m.channel_id)
                                 .fetch_one(&mut *tx)
                                 .await?;
-                                let state = if flows > 0 { BOT_STATE } else { INITIAL_STATE };
+                                let state = if reply_plan.skips_bot() {
+                                    crate::reply_routes::AWAITING_REPLY_STATE
+                                } else if flows > 0 { BOT_STATE } else { INITIAL_STATE };
                                 let id: i64 = sqlx::query_scalar(
                                     "INSERT INTO conversations (channel_id, contact_id, protocol, state, opened_at, last_message_at)
                                      VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
@@ -313,6 +322,13 @@ impl Store {
                         .await?;
                         insert_event!(tx, now, "message.created", conversation_id, json!({ "message_id": message_id }));
                         report.new_messages.push((conversation_id, message_id));
+                        crate::reply_routes::apply_reply_plan!(
+                            tx, now, conversation_id, contact_id, m.channel_id, message_id, &reply_plan, &tap, report
+                        );
+                        // "SAIR" / "VOLTAR": consent recorded and confirmed in this transaction.
+                        crate::consent::inbound_consent_keyword!(
+                            tx, now, m, contact_id, conversation_id, message_id, report
+                        );
                     }
                     InboundItem::Status(s) => {
                         let inserted = sqlx::query(

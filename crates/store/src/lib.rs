@@ -17,7 +17,9 @@ use sqlx::sqlite::{
 
 pub mod auth;
 pub mod bot;
+pub mod broadcasts;
 pub mod channels;
+pub mod consent;
 pub mod conversations;
 pub mod desk;
 pub mod desk_records;
@@ -29,9 +31,13 @@ pub mod login_throttle;
 pub mod media;
 pub mod outbox;
 pub mod people;
+pub mod permissions;
 pub mod protocols;
 pub mod queues;
+pub mod reply_routes;
+pub mod schedules;
 pub mod settings;
+pub mod templates;
 
 /// What can go wrong talking to the database.
 #[derive(Debug, thiserror::Error)]

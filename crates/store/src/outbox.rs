@@ -54,7 +54,20 @@ pub struct OutboxJob {
     pub recipient: String,
     pub attempts: i64,
     pub created_at: i64,
+    /// 0: a conversation's message; above: bulk (broadcasts), sent after every 0.
+    pub priority: i64,
     pub message: MessageRecord,
+}
+
+/// Which jobs a claim takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Every lane, by (priority, id).
+    All,
+    /// Only conversations' messages (priority 0).
+    Conversations,
+    /// Only bulk messages (priority > 0).
+    Bulk,
 }
 
 /// A status webhook stored before the sender knew the wamid: status, error code, title, detail.
@@ -67,6 +80,7 @@ struct ClaimedRow {
     recipient: String,
     attempts: i64,
     created_at: i64,
+    priority: i64,
 }
 
 /// Writes an outbound message (state `queued`), its outbox job and its event inside the caller's
@@ -200,6 +214,10 @@ impl Store {
     /// Claims up to `limit` due jobs of a channel, at most one per recipient and only the oldest
     /// unfinished one of each recipient, so a customer receives messages in the order written.
     /// A job whose lease expired (its worker died) is claimable again.
+    ///
+    /// Lanes are claimed by (priority, id): a conversation's message never waits behind a
+    /// broadcast. A bulk job whose lease ran out is not claimed again here: whether Meta got it is
+    /// unknown, and `Store::recover_bulk_jobs` decides (see `broadcasts::recovery`).
     pub async fn claim_outbox(
         &self,
         channel_id: i64,
@@ -207,7 +225,25 @@ impl Store {
         worker: &str,
         lease_ms: i64,
     ) -> Result<Vec<OutboxJob>> {
+        self.claim_outbox_lane(channel_id, Lane::All, limit, worker, lease_ms)
+            .await
+    }
+
+    /// [`Store::claim_outbox`] restricted to one lane.
+    pub async fn claim_outbox_lane(
+        &self,
+        channel_id: i64,
+        lane: Lane,
+        limit: i64,
+        worker: &str,
+        lease_ms: i64,
+    ) -> Result<Vec<OutboxJob>> {
         let now = now_ms();
+        let lane = match lane {
+            Lane::All => "",
+            Lane::Conversations => " AND o.priority = 0",
+            Lane::Bulk => " AND o.priority > 0",
+        };
         let lock = match self.backend() {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -221,10 +257,11 @@ impl Store {
                       SELECT MIN(p.id) FROM outbox p
                       WHERE p.channel_id = $1 AND p.state IN ('pending', 'inflight')
                       GROUP BY p.recipient)
-                  AND o.next_attempt_at <= $5
-                  AND (o.state = 'pending' OR (o.state = 'inflight' AND o.locked_until < $5))
-                ORDER BY o.id LIMIT $2 {lock})
-             RETURNING id, message_id, recipient, attempts, created_at"
+                  AND o.next_attempt_at <= $5{lane}
+                  AND (o.state = 'pending'
+                       OR (o.state = 'inflight' AND o.locked_until < $5 AND o.priority = 0))
+                ORDER BY o.priority, o.id LIMIT $2 {lock})
+             RETURNING id, message_id, recipient, attempts, created_at, priority"
         );
         let mut rows: Vec<ClaimedRow> = on_write!(self, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -236,7 +273,7 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         });
-        rows.sort_by_key(|r| r.id);
+        rows.sort_by_key(|r| (r.priority, r.id));
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -262,6 +299,7 @@ impl Store {
                 recipient: row.recipient,
                 attempts: row.attempts,
                 created_at: row.created_at,
+                priority: row.priority,
                 message,
             });
         }
@@ -473,6 +511,32 @@ impl Store {
             (slots, wait)
         });
         Ok(outcome)
+    }
+
+    /// How many send slots a channel's schedule has free within `horizon_ms` of now at
+    /// `rate_per_sec` (a read, nothing reserved), and when it has one when it has none: the bulk
+    /// lane claims no more than fits.
+    pub async fn send_room(
+        &self,
+        channel_id: i64,
+        rate_per_sec: f64,
+        horizon_ms: f64,
+    ) -> Result<(u32, u64)> {
+        let now = now_ms() as f64;
+        let interval = 1000.0 / rate_per_sec.max(0.001);
+        let tat: Option<f64> = on_read!(self, pool => {
+            sqlx::query_scalar("SELECT tokens FROM rate_buckets WHERE channel_id = $1")
+                .bind(channel_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        let next = tat.unwrap_or(0.0).max(now);
+        let ahead = next - now;
+        if ahead > horizon_ms {
+            return Ok((0, (ahead - horizon_ms).ceil().max(1.0) as u64));
+        }
+        let room = ((horizon_ms - ahead) / interval).floor() as u32 + 1;
+        Ok((room, 0))
     }
 
     /// (pending, inflight, done, failed) jobs, for tests and health.

@@ -20,6 +20,10 @@ pub enum GraphError {
         details: Option<String>,
         /// Quote it to Meta support.
         fbtrace_id: Option<String>,
+        /// `error_user_title` / `error_user_msg`: what Meta wants shown to a person, verbatim
+        /// (template creation and edit refusals carry the rule broken here).
+        user_title: Option<String>,
+        user_msg: Option<String>,
     },
     #[error("network error: {0}")]
     Network(String),
@@ -91,6 +95,11 @@ impl GraphError {
     /// The pt-BR sentence an agent sees for this failure.
     pub fn explain_pt_br(&self) -> String {
         match self {
+            // Template management refusals come as (#100) with the rule in a 2388xxx subcode.
+            GraphError::Api {
+                subcode: Some(sub @ 2388000..=2388999),
+                ..
+            } => explain_pt_br(*sub),
             GraphError::Api { code, .. } => explain_pt_br(*code),
             GraphError::Network(_) => {
                 "Falha de rede ao contatar a API do WhatsApp; a mensagem não foi enviada.".into()
@@ -128,6 +137,8 @@ impl GraphError {
                     message: text("/message").unwrap_or_default(),
                     details: text("/error_data/details"),
                     fbtrace_id: text("/fbtrace_id"),
+                    user_title: text("/error_user_title"),
+                    user_msg: text("/error_user_msg"),
                 }
             }
             _ => GraphError::Unexpected {
@@ -292,7 +303,16 @@ pub fn explain_pt_br(code: i64) -> String {
         }
         135000 => "Erro genérico do usuário ao enviar a mensagem.",
         137000 => "A chave de identidade do cliente mudou; a mensagem não foi enviada.",
+        100 => "A Meta recusou um parâmetro da requisição (parâmetro inválido).",
+        803 => {
+            "O objeto pedido (conta, número ou modelo) não existe ou o token não tem acesso a ele."
+        }
+        2500 => "Caminho desconhecido na API da Meta: confira a versão e os IDs configurados.",
         2388019 => "Limite de modelos (HSM) da conta do WhatsApp Business atingido.",
+        2388023 => {
+            "Este modelo (HSM) está sendo excluído; aguarde a exclusão terminar para usar o nome de novo."
+        }
+        2388024 => "Já existe um modelo (HSM) com este nome neste idioma.",
         2388040 => "Um campo do modelo (HSM) excede o limite de caracteres.",
         2388047 => "Formato inválido no cabeçalho ou no corpo do modelo (HSM).",
         2388073 => "Formato inválido no rodapé do modelo (HSM).",
@@ -313,7 +333,8 @@ mod tests {
         131008, 131009, 131016, 131021, 131026, 131030, 131031, 131037, 131042, 131045, 131047,
         131048, 131049, 131050, 131051, 131052, 131053, 131056, 131057, 131062, 131063, 131064,
         132000, 132001, 132005, 132007, 132008, 132012, 132015, 132016, 132068, 132069, 133010,
-        133016, 135000, 137000, 2388019, 2388040, 2388047, 2388073, 2388293, 2388299,
+        133016, 135000, 137000, 100, 803, 2500, 2388019, 2388023, 2388024, 2388040, 2388047,
+        2388073, 2388293, 2388299,
     ];
 
     #[test]
@@ -462,6 +483,8 @@ mod tests {
                 message: "Error validating access token".into(),
                 details: None,
                 fbtrace_id: Some("AazTVYQ".into()),
+                user_title: None,
+                user_msg: None,
             }
         );
         assert_eq!(e.disposition(), Disposition::InvalidToken);

@@ -17,6 +17,8 @@ use crate::errors::{GraphError, body_excerpt};
 use crate::lenient;
 use crate::send::OutboundMessage;
 
+pub mod management;
+
 pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com/v23.0";
 
 const USER_AGENT_VALUE: &str = concat!("atende/", env!("CARGO_PKG_VERSION"));

@@ -22,12 +22,24 @@ pub struct MessagePage {
     limit: Option<i64>,
 }
 
-/// A message as the API shows it: the stored row plus its WhatsApp content as JSON.
+/// A message as the API shows it: the stored row plus its WhatsApp content as JSON; a template
+/// with `template: {name, language, rendered: {header, body, footer, buttons}}` (as the customer
+/// sees it); a failure with Meta's code explained in pt-BR in `error_detail` (Meta's own text,
+/// when it differs, in `error_meta_detail`).
 pub fn message_view(m: MessageRecord) -> Value {
     let content: Value = serde_json::from_str(&m.content).unwrap_or(Value::Null);
+    let template = crate::hsm::template_view(&m.kind, &content);
     let mut view = serde_json::to_value(&m).unwrap_or_else(|_| json!({}));
     if let Some(obj) = view.as_object_mut() {
         obj.insert("content".into(), content);
+        obj.insert("template".into(), template.unwrap_or(Value::Null));
+        if let Some(code) = m.error_code {
+            let explained = whatsapp::errors::explain_pt_br(code);
+            if m.error_detail.as_deref() != Some(explained.as_str()) {
+                obj.insert("error_meta_detail".into(), m.error_detail.clone().into());
+                obj.insert("error_detail".into(), explained.into());
+            }
+        }
     }
     view
 }
@@ -74,13 +86,13 @@ pub async fn list_messages(
 
 pub async fn list_channels(State(app): State<AppState>, who: Principal) -> ApiResult<Json<Value>> {
     who.require(&[Role::Admin, Role::Supervisor])?;
-    let channels: Vec<ChannelView> = app
-        .store
-        .channels()
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
+    let mut channels = Vec::new();
+    for record in app.store.channels().await? {
+        let hsm = app.store.channel_hsm_settings(record.id).await?;
+        let mut view = serde_json::to_value(ChannelView::from(record)).unwrap_or_default();
+        crate::hsm::api::add_hsm_settings(&mut view, hsm);
+        channels.push(view);
+    }
     Ok(Json(json!({ "channels": channels })))
 }
 
@@ -111,6 +123,10 @@ pub struct ChannelPatch {
     rate_limit_per_sec: Option<i64>,
     mark_read: Option<bool>,
     enabled: Option<bool>,
+    /// The HSM response queue (`null` clears it), how long a reply route lasts, and the
+    /// fallback queue of replies meant for an offline or full agent.
+    #[serde(flatten)]
+    hsm: crate::hsm::api::HsmPatch,
 }
 
 pub async fn update_channel(
@@ -142,9 +158,12 @@ pub async fn update_channel(
         mark_read: p.mark_read,
         enabled: p.enabled,
     };
+    let hsm = crate::hsm::api::apply_hsm_patch(&app, id, &p.hsm).await?;
     let record = app.store.update_channel(id, &update).await?;
     app.channels.reload().await?;
-    Ok(Json(json!({ "channel": ChannelView::from(record) })))
+    let mut view = serde_json::to_value(ChannelView::from(record)).unwrap_or_default();
+    crate::hsm::api::add_hsm_settings(&mut view, hsm);
+    Ok(Json(json!({ "channel": view })))
 }
 
 pub async fn disable_channel(

@@ -68,6 +68,8 @@ pub enum SendContent {
         name: Option<String>,
         address: Option<String>,
     },
+    /// An approved template (HSM), the only kind allowed outside the 24 h window.
+    Template(crate::hsm::api::TemplateBody),
 }
 
 pub async fn send(
@@ -85,6 +87,16 @@ pub async fn send(
         ));
     }
     access.require(crate::access::Access::Work)?;
+    if let SendContent::Template(body) = req.content {
+        return crate::hsm::api::send_in_conversation(
+            &app,
+            &who,
+            &conversation,
+            body,
+            req.idempotency_key,
+        )
+        .await;
+    }
     let last_inbound = app.store.contact_last_inbound(conversation_id).await?;
     if !domain::window::window_state(last_inbound, store::now_ms()).is_open() {
         return Err(ApiError::Conflict(
@@ -240,6 +252,10 @@ async fn build_content(
             None,
             Some(body),
         ),
+        // Handled before (`hsm::api::send_in_conversation`): a template ignores the window.
+        SendContent::Template(_) => {
+            return Err(ApiError::bad_request("a template is sent on its own"));
+        }
         SendContent::Location {
             latitude,
             longitude,

@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(messages::routes())
         .merge(admin::routes())
         .merge(flows::routes())
+        .merge(crate::hsm::api::routes())
         .merge(crate::live::ws::routes());
     let simulator = state.simulator.as_ref().map(|sim| {
         sim.router().layer(axum::middleware::from_fn_with_state(

@@ -5,10 +5,13 @@
 //! - `outbound`: enqueueing outbound messages and the sender workers (rate limit, order, retries);
 //! - `media_download`: inbound files fetched from Meta;
 //! - `bot`: the flow interpreter's worker;
+//! - `broadcasts`: broadcasts' recipients into the outbox's bulk lane, their limits and stops;
 //! - `routing`: the desk worker (waiting conversations to agents, messages to the waiting).
 
 pub mod bot;
+pub mod broadcasts;
 pub mod inbox;
 pub mod media_download;
 pub mod outbound;
 pub mod routing;
+pub mod template_sync;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use domain::status::DeliveryStatus;
 use store::Store;
-use store::outbox::{Enqueued, NewOutbound, OutboxJob, SentJob};
+use store::outbox::{Enqueued, Lane, NewOutbound, OutboxJob, SentJob};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use whatsapp::errors::{Disposition, GraphError, explain_pt_br};
@@ -49,6 +49,11 @@ impl Outbound {
         Ok(enqueued)
     }
 
+    /// Wakes a sender at once (jobs were written or given back elsewhere).
+    pub fn wake_senders(&self) {
+        self.wake.notify_one();
+    }
+
     /// Tells watchers and the senders about messages written to the outbox elsewhere (the bot
     /// writes its messages in the transaction of its turn).
     pub fn announce(&self, conversation_id: i64, message_ids: &[i64]) {
@@ -74,6 +79,10 @@ pub fn pacing(configured: i64) -> f64 {
 /// How far ahead send slots are reserved: enough for a worker that comes back late to keep the
 /// pace, short enough that a new message does not wait behind a long schedule.
 const HORIZON_MS: f64 = 250.0;
+
+/// How far ahead bulk (broadcast) jobs may take the schedule: the most a conversation's message
+/// can wait behind a broadcast for its slot.
+const BULK_HORIZON_MS: f64 = 40.0;
 
 /// How late after its slot a send may still go.
 const LATE_MS: i64 = 15;
@@ -113,12 +122,12 @@ impl Completions {
 /// late at once, and one reservation each would crowd the database that made them late.
 #[derive(Clone)]
 pub struct LateSlots {
-    writer: GroupCommit<(i64, f64), Result<i64, u64>>,
+    writer: GroupCommit<(i64, f64, f64), Result<i64, u64>>,
 }
 
 impl LateSlots {
     pub fn start(store: Store) -> LateSlots {
-        let writer = GroupCommit::start(256, 1, move |wanted: Vec<(i64, f64)>| {
+        let writer = GroupCommit::start(256, 1, move |wanted: Vec<(i64, f64, f64)>| {
             let store = store.clone();
             async move { reserve_together(&store, &wanted).await }
         });
@@ -126,33 +135,40 @@ impl LateSlots {
     }
 
     /// A slot on the channel's schedule, or how long to wait (ms) before asking again.
-    pub async fn reserve(&self, channel_id: i64, rate: f64) -> store::Result<Result<i64, u64>> {
+    pub async fn reserve(
+        &self,
+        channel_id: i64,
+        rate: f64,
+        horizon_ms: f64,
+    ) -> store::Result<Result<i64, u64>> {
         self.writer
-            .submit((channel_id, rate))
+            .submit((channel_id, rate, horizon_ms))
             .await
             .map_err(store::StoreError::Conflict)
     }
 }
 
-/// One reservation per channel for everyone in `wanted`, slots handed out in arrival order.
+/// One reservation per channel (and horizon) for everyone in `wanted`, slots handed out in
+/// arrival order.
 async fn reserve_together(
     store: &Store,
-    wanted: &[(i64, f64)],
+    wanted: &[(i64, f64, f64)],
 ) -> Vec<Result<Result<i64, u64>, String>> {
     let mut answers: Vec<Result<Result<i64, u64>, String>> = Vec::with_capacity(wanted.len());
-    let mut by_channel: std::collections::BTreeMap<i64, (f64, Vec<usize>)> = Default::default();
-    for (i, (channel_id, rate)) in wanted.iter().enumerate() {
+    let mut by_channel: std::collections::BTreeMap<(i64, i64), (f64, f64, Vec<usize>)> =
+        Default::default();
+    for (i, (channel_id, rate, horizon)) in wanted.iter().enumerate() {
         by_channel
-            .entry(*channel_id)
-            .or_insert((*rate, Vec::new()))
-            .1
+            .entry((*channel_id, *horizon as i64))
+            .or_insert((*rate, *horizon, Vec::new()))
+            .2
             .push(i);
         answers.push(Err("not reserved".into()));
     }
-    for (channel_id, (rate, waiting)) in by_channel {
+    for ((channel_id, _), (rate, horizon, waiting)) in by_channel {
         let want = u32::try_from(waiting.len()).unwrap_or(u32::MAX);
         match store
-            .reserve_send_slots(channel_id, want, rate, HORIZON_MS)
+            .reserve_send_slots(channel_id, want, rate, horizon)
             .await
         {
             Ok((slots, wait_ms)) => {
@@ -208,7 +224,9 @@ impl SenderWorker {
     }
 
     /// Claims what the rate limits allow and starts each job at its send slot; returns how long to
-    /// wait before the next round.
+    /// wait before the next round. Conversations' messages first, then bulk (broadcasts) only as
+    /// far as [`BULK_HORIZON_MS`] of the schedule: whatever a broadcast reserved, a conversation's
+    /// next message finds the schedule at most that far ahead.
     async fn round(&self, permits: &Arc<Semaphore>) -> anyhow::Result<Duration> {
         let mut pause = Duration::from_secs(1);
         for channel_id in self.store.outbox_ready_channels().await? {
@@ -223,50 +241,93 @@ impl SenderWorker {
                 return Ok(Duration::from_millis(5));
             }
             let rate = pacing(channel.rate_limit_per_sec);
-            // Claim first, then reserve exactly one slot per claimed job: reserving ahead of the
-            // queue would push the shared schedule forward and delay everyone's next message.
-            let mut jobs = self
-                .store
-                .claim_outbox(channel.id, i64::from(free), &self.worker_id, LEASE_MS)
+            let lane = self
+                .claim_and_start(&channel, permits, Lane::Conversations, free, HORIZON_MS)
                 .await?;
-            if jobs.is_empty() {
+            pause = pause.min(lane);
+            let free = permits.available_permits().min(128) as u32;
+            let (room, wait_ms) = self
+                .store
+                .send_room(channel.id, rate, BULK_HORIZON_MS)
+                .await?;
+            if room == 0 {
+                pause = pause.min(Duration::from_millis(wait_ms.clamp(1, 1000)));
                 continue;
             }
-            let claimed = jobs.len();
-            let (slots, wait_ms) = self
-                .store
-                .reserve_send_slots(channel.id, claimed as u32, rate, HORIZON_MS)
+            let lane = self
+                .claim_and_start(&channel, permits, Lane::Bulk, free.min(room), BULK_HORIZON_MS)
                 .await?;
-            if slots.len() < claimed {
-                let back: Vec<i64> = jobs.split_off(slots.len()).iter().map(|j| j.id).collect();
-                self.store.unclaim_outbox(&back).await?;
-                let wait = if slots.is_empty() { wait_ms } else { 1 };
-                pause = pause.min(Duration::from_millis(wait.clamp(1, 1000)));
-            } else if claimed == free as usize {
-                // There may be more to claim right away.
-                pause = Duration::ZERO;
-            }
-            for (job, slot) in jobs.into_iter().zip(slots) {
-                let permit = permits.clone().acquire_owned().await?;
-                let worker = self.clone();
-                let channel = channel.clone();
-                tokio::spawn(async move {
-                    if !worker.wait_for_slot(&channel, slot).await {
-                        return;
-                    }
-                    worker.send(&channel, job).await;
-                    drop(permit);
-                    // The recipient's next message may now go.
-                    worker.wake.notify_one();
-                });
-            }
+            pause = pause.min(lane);
+        }
+        Ok(pause)
+    }
+
+    /// One lane of a round: claim first, then reserve exactly one slot per claimed job (reserving
+    /// ahead of the queue would push the shared schedule forward and delay everyone's next
+    /// message), hand back what got no slot, start the rest.
+    async fn claim_and_start(
+        &self,
+        channel: &Channel,
+        permits: &Arc<Semaphore>,
+        lane: Lane,
+        limit: u32,
+        horizon_ms: f64,
+    ) -> anyhow::Result<Duration> {
+        if limit == 0 {
+            return Ok(Duration::from_millis(5));
+        }
+        let rate = pacing(channel.rate_limit_per_sec);
+        let mut jobs = self
+            .store
+            .claim_outbox_lane(channel.id, lane, i64::from(limit), &self.worker_id, LEASE_MS)
+            .await?;
+        if jobs.is_empty() {
+            return Ok(Duration::from_secs(1));
+        }
+        let claimed = jobs.len();
+        let (slots, wait_ms) = self
+            .store
+            .reserve_send_slots(channel.id, claimed as u32, rate, horizon_ms)
+            .await?;
+        let mut pause = Duration::from_secs(1);
+        if slots.len() < claimed {
+            let back: Vec<i64> = jobs.split_off(slots.len()).iter().map(|j| j.id).collect();
+            self.store.unclaim_outbox(&back).await?;
+            let wait = if slots.is_empty() { wait_ms } else { 1 };
+            pause = Duration::from_millis(wait.clamp(1, 1000));
+        } else if claimed == limit as usize {
+            // There may be more to claim: at once for conversations, when the bulk horizon has
+            // room again for bulk.
+            pause = match lane {
+                Lane::Bulk => Duration::from_millis((BULK_HORIZON_MS / 2.0) as u64),
+                _ => Duration::ZERO,
+            };
+        }
+        for (job, slot) in jobs.into_iter().zip(slots) {
+            let permit = permits.clone().acquire_owned().await?;
+            let worker = self.clone();
+            let channel = channel.clone();
+            tokio::spawn(async move {
+                let horizon = if job.priority > 0 {
+                    BULK_HORIZON_MS
+                } else {
+                    HORIZON_MS
+                };
+                if !worker.wait_for_slot(&channel, slot, horizon).await {
+                    return;
+                }
+                worker.send(&channel, job).await;
+                drop(permit);
+                // The recipient's next message may now go.
+                worker.wake.notify_one();
+            });
         }
         Ok(pause)
     }
 
     /// Sleeps until the slot. A task that wakes up late (an overloaded machine) takes a new slot
     /// instead of sending at once: late sends bunched together could exceed the rate in a window.
-    async fn wait_for_slot(&self, channel: &Channel, mut slot: i64) -> bool {
+    async fn wait_for_slot(&self, channel: &Channel, mut slot: i64, horizon_ms: f64) -> bool {
         let rate = pacing(channel.rate_limit_per_sec);
         loop {
             let wait = slot - store::now_ms();
@@ -277,7 +338,7 @@ impl SenderWorker {
                 return true;
             }
             slot = loop {
-                match self.late_slots.reserve(channel.id, rate).await {
+                match self.late_slots.reserve(channel.id, rate, horizon_ms).await {
                     Ok(Ok(slot)) => break slot,
                     Ok(Err(wait_ms)) => {
                         tokio::time::sleep(Duration::from_millis(wait_ms.clamp(1, 1000))).await

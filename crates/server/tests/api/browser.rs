@@ -58,7 +58,7 @@ trailer << /Root 1 0 R >>\n%%EOF\n";
 
 /// One chromedriver process; every browser session of a test goes through it. Killed when
 /// dropped (the sessions are closed before, which quits their Chromium).
-struct Chromedriver {
+pub(crate) struct Chromedriver {
     url: String,
     _process: Child,
 }
@@ -66,7 +66,7 @@ struct Chromedriver {
 impl Chromedriver {
     /// Starts chromedriver, or returns None (after a NOTICE) when it is not installed and this is
     /// not CI; under CI=true a missing chromedriver fails the test.
-    async fn start_or_skip() -> Option<Chromedriver> {
+    pub(crate) async fn start_or_skip() -> Option<Chromedriver> {
         if !Path::new(CHROMEDRIVER).exists() {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!(
@@ -113,7 +113,7 @@ impl Chromedriver {
     }
 
     /// A new Chromium session (its own profile) on a 1366x768 page, named for its screenshots.
-    async fn open(&self, name: &'static str, base: &str) -> anyhow::Result<Page> {
+    pub(crate) async fn open(&self, name: &'static str, base: &str) -> anyhow::Result<Page> {
         let profile = tempfile::tempdir()?;
         let args = [
             "--headless=new".to_owned(),
@@ -181,7 +181,7 @@ async fn wait_driver_ready(driver: &mut Child, url: &str) -> anyhow::Result<()> 
 
 /// One person's browser: a WebDriver session on Atende (`base` is its address). Every wait polls
 /// the page until a condition holds, failing after `STEP_TIMEOUT` with what the page showed.
-struct Page {
+pub(crate) struct Page {
     name: &'static str,
     base: String,
     client: Client,
@@ -201,17 +201,17 @@ fn truthy(v: &Value) -> bool {
 }
 
 impl Page {
-    async fn goto(&self, path: &str) -> anyhow::Result<()> {
+    pub(crate) async fn goto(&self, path: &str) -> anyhow::Result<()> {
         self.client.goto(&format!("{}{path}", self.base)).await?;
         Ok(())
     }
 
-    async fn eval(&self, script: &str, args: Vec<Value>) -> anyhow::Result<Value> {
+    pub(crate) async fn eval(&self, script: &str, args: Vec<Value>) -> anyhow::Result<Value> {
         Ok(self.client.execute(script, args).await?)
     }
 
     /// Runs `script` until it returns something other than null or false, and returns that.
-    async fn wait_js(&self, what: &str, script: &str, args: Vec<Value>) -> anyhow::Result<Value> {
+    pub(crate) async fn wait_js(&self, what: &str, script: &str, args: Vec<Value>) -> anyhow::Result<Value> {
         let deadline = Instant::now() + STEP_TIMEOUT;
         loop {
             let v = self.eval(script, args.clone()).await?;
@@ -238,7 +238,7 @@ impl Page {
     }
 
     /// Waits for an element matching `css` and returns it.
-    async fn wait_for(&self, css: &str) -> anyhow::Result<Element> {
+    pub(crate) async fn wait_for(&self, css: &str) -> anyhow::Result<Element> {
         self.wait_js(
             &format!("{css:?} to appear"),
             "return document.querySelector(arguments[0]) !== null;",
@@ -259,7 +259,7 @@ impl Page {
     }
 
     /// Waits until an element matching `css` shows `text` (in its rendered text).
-    async fn wait_text(&self, css: &str, text: &str) -> anyhow::Result<()> {
+    pub(crate) async fn wait_text(&self, css: &str, text: &str) -> anyhow::Result<()> {
         let script = "return [...document.querySelectorAll(arguments[0])].some(e => e.innerText.includes(arguments[1]));";
         let found = self
             .wait_js(
@@ -275,7 +275,7 @@ impl Page {
     }
 
     /// Waits until the form field `css` holds exactly `value`.
-    async fn wait_value(&self, css: &str, value: &str) -> anyhow::Result<()> {
+    pub(crate) async fn wait_value(&self, css: &str, value: &str) -> anyhow::Result<()> {
         let script = "const e = document.querySelector(arguments[0]); return !!e && e.value === arguments[1];";
         let found = self
             .wait_js(
@@ -314,7 +314,7 @@ impl Page {
 
     /// Clicks the first element matching `css` once it exists and can be clicked. Lists are
     /// re-rendered by live updates, so a click that met a replaced element is tried again.
-    async fn click(&self, css: &str) -> anyhow::Result<()> {
+    pub(crate) async fn click(&self, css: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + STEP_TIMEOUT;
         loop {
             let last = match self.try_click(css).await? {
@@ -347,13 +347,13 @@ impl Page {
     }
 
     /// Types `text` into the field `css` (waiting for it), as keystrokes.
-    async fn type_into(&self, css: &str, text: &str) -> anyhow::Result<()> {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) -> anyhow::Result<()> {
         self.wait_for(css).await?.send_keys(text).await?;
         Ok(())
     }
 
     /// Empties the field `css`, then types `text` into it.
-    async fn replace_text(&self, css: &str, text: &str) -> anyhow::Result<()> {
+    pub(crate) async fn replace_text(&self, css: &str, text: &str) -> anyhow::Result<()> {
         let field = self.wait_for(css).await?;
         field.clear().await?;
         field.send_keys(text).await?;
@@ -362,7 +362,7 @@ impl Page {
 
     /// Chooses the option `value` of the select `css`, as a click on it does (input and change
     /// events), once the option is there.
-    async fn select(&self, css: &str, value: &str) -> anyhow::Result<()> {
+    pub(crate) async fn select(&self, css: &str, value: &str) -> anyhow::Result<()> {
         self.wait_for(&format!("{css} option[value='{value}']"))
             .await?;
         self.client
@@ -387,7 +387,7 @@ impl Page {
     }
 
     /// Signs in with the login form already on the page and waits for the shell.
-    async fn submit_login(&self, email: &str, password: &str) -> anyhow::Result<()> {
+    pub(crate) async fn submit_login(&self, email: &str, password: &str) -> anyhow::Result<()> {
         self.replace_text("#login-email", email).await?;
         self.replace_text("#login-password", password).await?;
         self.click("#login-submit").await?;
@@ -449,7 +449,7 @@ fn screenshot_dir() -> PathBuf {
 /// Runs a scenario over `pages`; when it fails (error or panic), saves every page for
 /// debugging. The browser sessions are closed either way (quitting their Chromium), then a
 /// failure fails the test.
-async fn run_scenario(
+pub(crate) async fn run_scenario(
     test: &str,
     pages: &[&Page],
     scenario: impl Future<Output = anyhow::Result<()>>,

@@ -10,6 +10,7 @@
 //! serde form holds the decoded `content` next to the verbatim `raw`.
 
 mod content;
+pub mod templates;
 
 pub use content::{
     Audio, Button, Content, Document, Interactive, Location, Media, Order, Reaction, Sticker,

@@ -89,6 +89,8 @@ pub struct StartRequest {
     /// Supervisors and admins: open it even above the agent's limit.
     #[serde(default)]
     exceed_limit: bool,
+    /// The queue it belongs to (default: the agent's first queue).
+    queue_id: Option<i64>,
 }
 
 /// `POST /api/conversations`: starts a conversation with a customer (active contact), with its
@@ -123,6 +125,11 @@ pub async fn start_conversation(
     if req.exceed_limit {
         who.require(MANAGERS)?;
     }
+    if let Some(q) = req.queue_id
+        && app.store.queue(q).await?.is_none()
+    {
+        return Err(ApiError::bad_request(format!("no queue with id {q}")));
+    }
     let outcome = app
         .store
         .start_conversation(
@@ -134,7 +141,18 @@ pub async fn start_conversation(
         )
         .await?;
     let (id, created) = match outcome {
-        StartOutcome::Created(id) => (id, true),
+        StartOutcome::Created(id) => {
+            // Its queue's supervisors oversee it, as with any other conversation.
+            let queue = match (req.queue_id, agent_id) {
+                (Some(q), _) => Some(q),
+                (None, Some(agent)) => app.store.user_queue_ids(agent).await?.first().copied(),
+                (None, None) => None,
+            };
+            if let Some(q) = queue {
+                app.store.set_queue_if_unset(id, q).await?;
+            }
+            (id, true)
+        }
         StartOutcome::Existing(id) => (id, false),
         StartOutcome::AtCapacity => {
             return Err(ApiError::Conflict(
