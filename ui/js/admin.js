@@ -231,10 +231,14 @@ function channelsScreen(container) {
       { key: "rate_limit_per_sec", label: "admin.rate", type: "number", min: 1, max: 1000 },
       { key: "mark_read", label: "admin.markRead", type: "checkbox", default: true },
       { key: "enabled", label: "admin.enabled", type: "checkbox", editOnly: true, default: true },
+      { key: "app_id", editOnly: true, label: "admin.appId", nullable: true, hint: "admin.appIdHint", max: 30 },
+      { key: "messaging_limit", editOnly: true, label: "admin.messagingLimit", type: "number", min: 1, nullable: true, hint: "admin.messagingLimitHint" },
       { key: "hsm_queue_id", editOnly: true, label: "admin.hsmQueue", type: "select", options: queueOptions, nullable: true, nullLabel: "admin.hsmQueueNone", hint: "admin.hsmQueueHint" },
       { key: "hsm_reply_minutes", editOnly: true, label: "admin.hsmReplyMinutes", type: "number", min: 1, max: 43200, hint: "admin.hsmReplyMinutesHint" },
       { key: "hsm_fallback_queue_id", editOnly: true, label: "admin.hsmFallbackQueue", type: "select", options: queueOptions, nullable: true, nullLabel: "admin.hsmQueueNone", hint: "admin.hsmFallbackHint" },
     ],
+    // Only a limit the admin fixed is shown as theirs; empty keeps following Meta's tier.
+    fromItem: (c) => ({ messaging_limit: c.messaging_limit_manual ? c.messaging_limit : null }),
     rowActions: (c) => [prerequisitesButton(c), testButton(c)],
   });
 }

@@ -125,7 +125,9 @@ export function audienceStep(container, { broadcast, template, editable, onChang
   }
 
   function renderRejected(r) {
-    const rows = Array.isArray(r.invalid) ? r.invalid : r.rejections || [];
+    // Invalid and repeated rows, and the numbers skipped because the customer opted out.
+    const optedOut = (r.opted_out_rows || []).map((x) => ({ ...x, code: "opted_out", reason: t("bc.optedOutReason") }));
+    const rows = [...(Array.isArray(r.invalid) ? r.invalid : r.rejections || []), ...(r.duplicate_rows || []), ...optedOut];
     if (!rows.length) return replace(rejectedBox);
     replace(
       rejectedBox,

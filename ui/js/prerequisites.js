@@ -4,7 +4,7 @@
 // the number's messaging limit tier and quality rating. Each check shows ✓ or ✗, the pt-BR
 // explanation and, when it fails, the step that fixes it.
 
-import { describe, get } from "./api.js";
+import { describe, get, post } from "./api.js";
 import { formatDateTime, h, replace, setRawText } from "./dom.js";
 import { has, t } from "./i18n.js";
 import { openDialog } from "./dialog.js";
@@ -35,14 +35,31 @@ export function openPrerequisites(channel) {
     again.disabled = true;
     replace(body, h("p", { class: "muted small", i18n: "prereq.checking" }));
     try {
-      const data = await get(`/api/channels/${channel.id}/prerequisites`);
-      replace(body, renderChecks(data));
+      show(await get(`/api/channels/${channel.id}/prerequisites`));
     } catch (e) {
       replace(body, h("p", { class: "form-error" }));
       setRawText(body.firstChild, describe(e));
     } finally {
       again.disabled = false;
     }
+  }
+  function show(data) {
+    const nodes = renderChecks(data);
+    // The one step Atende can take itself: subscribing the app to the WABA's webhooks.
+    if ((data?.checks || []).some((c) => c.key === "app_subscribed" && !c.ok)) {
+      const subscribe = h("button", { type: "button", id: "prereq-subscribe", class: "btn btn-secondary btn-small", i18n: "prereq.subscribe" });
+      subscribe.addEventListener("click", async () => {
+        subscribe.disabled = true;
+        try {
+          show(await post(`/api/channels/${channel.id}/subscribe`, {}));
+        } catch (e) {
+          subscribe.disabled = false;
+          subscribe.after(h("div", { class: "form-error small", text: describe(e) }));
+        }
+      });
+      nodes.push(h("div", { class: "dialog-actions" }, subscribe));
+    }
+    replace(body, nodes);
   }
   again.addEventListener("click", run);
   run();

@@ -69,7 +69,7 @@ export function openSchedules(c, user) {
   }
 
   function row(s) {
-    const what = s.kind === "template" ? h("span", {}, h("span", { class: "badge", text: "HSM" }), " ", s.template_name || `#${s.template_id}`) : h("span", { class: "clip", text: s.body || "" });
+    const what = s.kind === "template" ? h("span", {}, h("span", { class: "badge", text: "HSM" }), " ", s.template?.name || s.template_name || `#${s.template_id}`) : h("span", { class: "clip", text: s.body || "" });
     const stateKey = `sched.stateName.${s.state}`;
     const actions = [];
     if (s.state === "pending") {
@@ -154,8 +154,7 @@ export function openSchedules(c, user) {
           sendLabel: "sched.save",
           submitter: async (body) => {
             if (!checkedDue()) throw new Error(t("sched.pastTime"));
-            const { type, idempotency_key, ...rest } = body;
-            return post("/api/schedules", { ...common(), kind: "template", ...rest, idempotency_key });
+            return post("/api/schedules", { ...common(), ...body, type: "template" });
           },
           onSent: saved,
         });
@@ -169,7 +168,7 @@ export function openSchedules(c, user) {
         if (!text.value.trim()) return setText(error, "sched.textMissing");
         save.disabled = true;
         try {
-          await post("/api/schedules", { ...common(), kind: "text", body: text.value.trim() });
+          await post("/api/schedules", { ...common(), type: "text", body: text.value.trim() });
           saved();
         } catch (e) {
           setRawText(error, describe(e));

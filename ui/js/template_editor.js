@@ -155,7 +155,7 @@ export function templateEditor(container, { channelId, template, onDone, onCance
       }, { maxlength: 60, i18nPlaceholder: "tpl.headerPlaceholder" });
       const add = h("button", { type: "button", id: "tpl-header-add-var", class: "btn btn-ghost btn-small", i18n: "tpl.addVariable", on: { click: () => insertVariable(text, "header") } });
       const examples = h("div", { id: "tpl-header-examples", class: "tpl-examples" });
-      replace(headerBox, field("components.header.text", "tpl.headerText", text, { hint: "tpl.headerHint", extra: [h("div", { class: "row-buttons" }, add)] }), examples);
+      replace(headerBox, field("components.header.text", "tpl.headerText", text, { hint: "tpl.headerHint", extra: [h("div", { class: "row-buttons" }, add)] }), examples, h("div", {}, errorFor("components.header.example")));
       renderHeaderExamples(examples);
       return;
     }
@@ -171,6 +171,7 @@ export function templateEditor(container, { channelId, template, onDone, onCance
     setText(status, "tpl.uploading");
     const data = new FormData();
     if (channelId) data.append("channel_id", String(channelId));
+    data.append("format", state.header.format);
     data.append("file", fileObj, fileObj.name);
     try {
       const result = await upload("/api/templates/media", data);
@@ -267,7 +268,8 @@ export function templateEditor(container, { channelId, template, onDone, onCance
     try {
       const result = await post("/api/templates/validate", { ...(channelId ? { channel_id: channelId } : {}), ...definitionFromState(state) });
       if (stopped || seq !== checkSeq) return;
-      showProblems(result?.problems || []);
+      // Editing keeps the name and language: the template "taking" them is this one.
+      showProblems((result?.problems || []).filter((p) => !(editing && p.code === "name_taken")));
     } catch (e) {
       if (stopped || seq !== checkSeq) return;
       // A 422 carries the problems as well.
@@ -326,7 +328,7 @@ export function templateEditor(container, { channelId, template, onDone, onCance
       const result = editing
         ? await patch(`/api/templates/${template.id}`, { category: definition.category, components: definition.components })
         : await post("/api/templates", { ...(channelId ? { channel_id: channelId } : {}), ...definition });
-      onDone?.(result?.template || result);
+      onDone?.(result?.template || result, result);
     } catch (e) {
       const problems = problemsOf(e);
       if (problems?.length) showProblems(problems);
@@ -343,8 +345,9 @@ export function templateEditor(container, { channelId, template, onDone, onCance
       replace(
         submitError,
         h("strong", { i18n: "tpl.metaRefused" }),
-        h("div", { id: "tpl-meta-error", class: "tpl-meta-error", dataset: { code: String(meta.code ?? "") } }, h("span", { text: meta.message }), meta.code != null ? h("span", { class: "muted", i18n: "tpl.metaCode", i18nArgs: { code: meta.code, subcode: meta.subcode ?? "" } }) : null),
+        h("div", { id: "tpl-meta-error", class: "tpl-meta-error", dataset: { code: String(meta.code ?? ""), subcode: String(meta.subcode ?? "") } }, h("span", { text: meta.message }), meta.code != null ? h("span", { class: "muted", i18n: "tpl.metaCode", i18nArgs: { code: meta.code, subcode: meta.subcode ?? "" } }) : null),
         meta.detail ? h("div", { class: "small", text: meta.detail }) : null,
+        h("div", { class: "small muted", text: e.body?.error?.message || "" }),
       );
     } else {
       replace(submitError, h("span", { text: problemsOf(e)?.length ? t("tpl.fixProblems") : describe(e) }));
@@ -410,6 +413,10 @@ export function templateEditor(container, { channelId, template, onDone, onCance
 /** What editing does to this template, by Meta's rules. */
 function editNote(template) {
   const status = String(template.status || "").toUpperCase();
+  // The server knows the edit limits too (once per 24 h, ten per 30 days).
+  if (template.edit && template.edit.allowed === false && EDITABLE_STATUSES.has(status)) {
+    return h("div", { id: "tpl-edit-note", class: "alert alert-warning", dataset: { editable: "false" }, text: template.edit.reason_pt || "" });
+  }
   if (!EDITABLE_STATUSES.has(status)) {
     return h("div", { id: "tpl-edit-note", class: "alert alert-warning", dataset: { editable: "false" }, i18n: "tpl.notEditable", i18nArgs: { status: t(`tpl.status.${status}`) } });
   }
@@ -437,11 +444,13 @@ export function metaError(e) {
   const d = err.details || {};
   const meta = d.meta || d.meta_error || d.graph_error || (d.error && typeof d.error === "object" ? d.error : null);
   if (meta) {
+    // Verbatim, as Meta wrote it: its technical message, then what it says to the user.
+    const user = [meta.error_user_title, meta.error_user_msg].filter(Boolean).join(" — ");
     return {
       code: meta.code ?? d.code,
-      subcode: meta.error_subcode ?? meta.subcode,
-      message: meta.error_user_msg || meta.message || err.message,
-      detail: meta.error_user_title || meta.error_data?.details || null,
+      subcode: meta.subcode ?? meta.error_subcode,
+      message: meta.message || meta.network || err.message,
+      detail: user || (typeof meta.details === "string" ? meta.details : meta.error_data?.details) || null,
     };
   }
   if (d.meta_code != null || d.graph_code != null) return { code: d.meta_code ?? d.graph_code, subcode: d.meta_subcode, message: d.meta_message || err.message, detail: null };

@@ -157,8 +157,17 @@ export function templatesScreen(container) {
     return out;
   }
 
-  function openEditor(tpl) {
+  async function openEditor(tpl) {
     notify(null);
+    if (tpl) {
+      // With whether Meta's limits allow an edit now.
+      try {
+        const data = await get(`/api/templates/${tpl.id}`);
+        tpl = data?.template || tpl;
+      } catch {
+        // The list's copy will do.
+      }
+    }
     listView.hidden = true;
     editorView.hidden = false;
     editor?.destroy();
@@ -166,9 +175,10 @@ export function templatesScreen(container) {
       channelId: channelId(),
       template: tpl,
       onCancel: closeEditor,
-      onDone: (saved) => {
+      onDone: (saved, result) => {
         closeEditor();
         notify(tpl ? "tpl.saved" : "tpl.created", { status: t(`tpl.status.${String(saved?.status || "PENDING").toUpperCase()}`) });
+        if (result?.message_pt && getLang() === "pt-BR") setRawText(notice, result.message_pt);
         load();
       },
     });
@@ -189,7 +199,7 @@ export function templatesScreen(container) {
     try {
       const qs = channelId() ? `?channel_id=${channelId()}` : "";
       const result = await post(`/api/templates/sync${qs}`, {});
-      const n = result?.imported ?? result?.count ?? result?.synced ?? listOf(result, "templates").length;
+      const n = (result?.reports || []).reduce((sum, r) => sum + (r.seen ?? 0), 0);
       notify("tpl.synced", { n });
       await load();
     } catch (e) {

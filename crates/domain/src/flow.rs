@@ -135,6 +135,52 @@ pub enum Step {
         #[serde(default)]
         text: Option<String>,
     },
+    /// "Agendar lembrete": schedules an approved template for this customer, `delay_minutes`
+    /// from now or on the date an earlier step collected (`date_field`, e.g. `custom.vencimento`,
+    /// at `time` São Paulo time, `days_before` it). The server creates the schedule; the flow
+    /// goes on without waiting.
+    ScheduleReminder {
+        /// The template's name in the channel's account.
+        template: String,
+        #[serde(default = "default_reminder_language")]
+        language: String,
+        #[serde(default)]
+        delay_minutes: Option<u32>,
+        #[serde(default)]
+        date_field: Option<String>,
+        /// `HH:MM`; 09:00 when absent.
+        #[serde(default)]
+        time: Option<String>,
+        #[serde(default)]
+        days_before: u32,
+        /// The template's body variables by name ("1", "nome"), rendered with `{{...}}`.
+        #[serde(default)]
+        variables: BTreeMap<String, String>,
+        /// Said to the customer after scheduling (e.g. "Vamos lembrar você no dia {{...}}").
+        #[serde(default)]
+        text: Option<String>,
+        #[serde(default)]
+        next: Option<String>,
+    },
+}
+
+fn default_reminder_language() -> String {
+    "pt_BR".to_owned()
+}
+
+/// When a reminder the flow schedules goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReminderWhen {
+    AfterMinutes {
+        minutes: u32,
+    },
+    /// `date` as collected (ISO `AAAA-MM-DD` from the date validator), `time` `HH:MM`.
+    OnDate {
+        date: String,
+        time: String,
+        days_before: u32,
+    },
 }
 
 impl Step {
@@ -146,9 +192,9 @@ impl Step {
     /// Every step id this step may lead to.
     pub fn targets(&self) -> Vec<&str> {
         match self {
-            Step::Message { next, .. } | Step::SendMedia { next, .. } => {
-                next.iter().map(String::as_str).collect()
-            }
+            Step::Message { next, .. }
+            | Step::SendMedia { next, .. }
+            | Step::ScheduleReminder { next, .. } => next.iter().map(String::as_str).collect(),
             Step::Menu {
                 options, on_fail, ..
             } => options
@@ -169,9 +215,10 @@ impl Step {
     /// Targets reached without the customer saying anything.
     fn automatic_targets(&self) -> Vec<&str> {
         match self {
-            Step::Message { .. } | Step::SendMedia { .. } | Step::Condition { .. } => {
-                self.targets()
-            }
+            Step::Message { .. }
+            | Step::SendMedia { .. }
+            | Step::Condition { .. }
+            | Step::ScheduleReminder { .. } => self.targets(),
             _ => Vec::new(),
         }
     }
@@ -300,6 +347,14 @@ pub enum Action {
     SendProtocol,
     /// The bot finished without a handoff; the conversation can be closed.
     End,
+    /// Schedule `template` for this customer (see [`Step::ScheduleReminder`]); `variables`
+    /// already rendered.
+    ScheduleReminder {
+        template: String,
+        language: String,
+        when: ReminderWhen,
+        variables: BTreeMap<String, String>,
+    },
 }
 
 /// Runs the flow from its start step for a new conversation.
@@ -549,6 +604,45 @@ impl<'a> Run<'a> {
                         caption,
                         filename: filename.clone(),
                     });
+                    match next {
+                        Some(n) => current = n,
+                        None => return self.finish(),
+                    }
+                }
+                Step::ScheduleReminder {
+                    template,
+                    language,
+                    delay_minutes,
+                    date_field,
+                    time,
+                    days_before,
+                    variables,
+                    text,
+                    next,
+                } => {
+                    let when = match (date_field, delay_minutes) {
+                        (Some(field), _) => ReminderWhen::OnDate {
+                            date: self.vars.get(field).cloned().unwrap_or_default(),
+                            time: time.clone().unwrap_or_else(|| "09:00".to_owned()),
+                            days_before: *days_before,
+                        },
+                        (None, minutes) => ReminderWhen::AfterMinutes {
+                            minutes: minutes.unwrap_or(0),
+                        },
+                    };
+                    let variables = variables
+                        .iter()
+                        .map(|(k, v)| (k.clone(), self.render(v)))
+                        .collect();
+                    self.actions.push(Action::ScheduleReminder {
+                        template: template.clone(),
+                        language: language.clone(),
+                        when,
+                        variables,
+                    });
+                    if let Some(t) = text {
+                        self.say(t);
+                    }
                     match next {
                         Some(n) => current = n,
                         None => return self.finish(),
@@ -983,6 +1077,8 @@ pub enum FlowError {
     EmptyHandoffQueue { step: String },
     #[error("step {step:?} saves to {save_to:?}; use contact.*, protocol.* or custom.<key>")]
     InvalidSaveTo { step: String, save_to: String },
+    #[error("reminder step {step:?} needs a template and delay_minutes or date_field")]
+    InvalidReminder { step: String },
 }
 
 impl FlowError {
@@ -1017,6 +1113,9 @@ impl FlowError {
             }
             FlowError::InvalidSaveTo { step, save_to } => format!(
                 "A etapa \"{step}\" grava em \"{save_to}\"; use contact.*, protocol.* ou custom.<chave>."
+            ),
+            FlowError::InvalidReminder { step } => format!(
+                "O lembrete \"{step}\" precisa de um template e de um prazo (minutos ou campo de data)."
             ),
         }
     }
@@ -1065,6 +1164,16 @@ pub fn validate_flow(flow: &Flow) -> Result<(), Vec<FlowError>> {
                     step: id.clone(),
                     save_to: save_to.clone(),
                 });
+            }
+            Step::ScheduleReminder {
+                template,
+                delay_minutes,
+                date_field,
+                ..
+            } if template.trim().is_empty()
+                || (delay_minutes.is_none() && date_field.is_none()) =>
+            {
+                errors.push(FlowError::InvalidReminder { step: id.clone() });
             }
             _ => {}
         }
@@ -1167,7 +1276,10 @@ fn automatic_cycles(flow: &Flow) -> Vec<Vec<String>> {
 fn is_automatic(step: &Step) -> bool {
     matches!(
         step,
-        Step::Message { .. } | Step::Condition { .. } | Step::SendMedia { .. }
+        Step::Message { .. }
+            | Step::Condition { .. }
+            | Step::SendMedia { .. }
+            | Step::ScheduleReminder { .. }
     )
 }
 

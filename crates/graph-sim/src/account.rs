@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -286,8 +286,10 @@ pub(crate) async fn subscribed_apps_post(
         match serde_json::from_slice(&body) {
             Ok(v @ Value::Object(_)) => v,
             _ => {
-                return GraphError::invalid_param("Invalid parameter: the body must be a JSON object")
-                    .into_response();
+                return GraphError::invalid_param(
+                    "Invalid parameter: the body must be a JSON object",
+                )
+                .into_response();
             }
         }
     };
@@ -309,7 +311,8 @@ pub(crate) async fn subscribed_apps_post(
     });
     let mut answer = json!({"success": true});
     if let Some(uri) = callback {
-        answer["data"] = json!([{"override_callback_uri": uri, "whatsapp_business_api_data": app_data(&sim)}]);
+        answer["data"] =
+            json!([{"override_callback_uri": uri, "whatsapp_business_api_data": app_data(&sim)}]);
     }
     Json(answer).into_response()
 }
@@ -325,7 +328,8 @@ pub(crate) async fn subscribed_apps_delete(
         return r;
     }
     sim.shared.update(|s| {
-        s.subscriptions.insert(waba.clone(), Subscription::default());
+        s.subscriptions
+            .insert(waba.clone(), Subscription::default());
     });
     Json(json!({"success": true})).into_response()
 }

@@ -41,13 +41,13 @@ pub(crate) fn router() -> Router<GraphSim> {
 }
 
 /// An empty body reads as `{}`, so `POST .../approve` needs none.
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, serde_json::Error> {
     let raw: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         body
     };
-    serde_json::from_slice(raw).map_err(bad_request)
+    serde_json::from_slice(raw)
 }
 
 async fn templates(State(sim): State<GraphSim>) -> Json<Value> {
@@ -94,7 +94,7 @@ struct StatusBody {
 async fn status(State(sim): State<GraphSim>, Path(id): Path<String>, body: Bytes) -> Response {
     let req: StatusBody = match parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     let change = TemplateChange::Status {
         status: req.status.to_ascii_uppercase(),
@@ -118,7 +118,7 @@ struct Details {
 async fn with_status(sim: &GraphSim, id: &str, status: &str, body: &Bytes) -> Response {
     let d: Details = match parse(body) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     let change = TemplateChange::Status {
         status: status.to_owned(),
@@ -157,8 +157,15 @@ struct QualityBody {
 
 async fn quality(State(sim): State<GraphSim>, Path(id): Path<String>, body: Bytes) -> Response {
     match parse::<QualityBody>(&body) {
-        Ok(q) => apply(&sim, &id, TemplateChange::Quality(q.quality.to_ascii_uppercase())).await,
-        Err(r) => r,
+        Ok(q) => {
+            apply(
+                &sim,
+                &id,
+                TemplateChange::Quality(q.quality.to_ascii_uppercase()),
+            )
+            .await
+        }
+        Err(e) => bad_request(e),
     }
 }
 
@@ -177,7 +184,7 @@ async fn category(State(sim): State<GraphSim>, Path(id): Path<String>, body: Byt
             )
             .await
         }
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
@@ -197,7 +204,7 @@ struct Settings {
 async fn settings(State(sim): State<GraphSim>, body: Bytes) -> Response {
     let s: Settings = match parse(&body) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     if let Some(on) = s.enforce {
         sim.set_enforce_templates(on);
@@ -250,7 +257,7 @@ struct TokenScopes {
 async fn tokens(State(sim): State<GraphSim>, body: Bytes) -> Response {
     let req: TokenScopes = match parse(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     let scopes: Vec<&str> = req.scopes.iter().map(String::as_str).collect();
     let tokens = match req.token {
@@ -278,7 +285,7 @@ async fn subscription(
             sim.set_subscribed(&waba, s.subscribed);
             Json(json!({"waba_id": waba, "subscribed": sim.is_subscribed(&waba)})).into_response()
         }
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
@@ -297,7 +304,7 @@ async fn phone_settings(
             let now = sim.shared.lock().phone_settings.get(&pnid).cloned();
             Json(json!({ "phone_number_id": pnid, "settings": now })).into_response()
         }
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
@@ -312,7 +319,7 @@ async fn spam(State(sim): State<GraphSim>, Path(pnid): Path<String>, body: Bytes
             sim.set_spam_rate_limited(&pnid, b.on);
             Json(json!({"phone_number_id": pnid, "spam_rate_limited": b.on})).into_response()
         }
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
@@ -329,7 +336,7 @@ async fn marketing(State(sim): State<GraphSim>, Path(to): Path<String>, body: By
             sim.set_marketing_fault(&to, b.fault);
             Json(json!({"to": to, "fault": b.fault})).into_response()
         }
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
@@ -345,6 +352,6 @@ async fn clock(State(sim): State<GraphSim>, body: Bytes) -> Response {
             sim.advance_clock(std::time::Duration::from_secs(c.advance_secs));
             Json(json!({"now": sim.rule_now()})).into_response()
         }
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }

@@ -236,14 +236,6 @@ impl GraphError {
         )
     }
 
-    pub(crate) fn status(&self) -> u16 {
-        self.status.as_u16()
-    }
-
-    pub(crate) fn body(&self) -> &Value {
-        &self.body
-    }
-
     pub(crate) fn server_error() -> GraphError {
         GraphError::whatsapp(500, 131000, "Something went wrong").with("is_transient", json!(true))
     }

@@ -18,12 +18,12 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use crate::account::{self, MANAGEMENT, MESSAGING, authorize_scope};
 use crate::delivery::{self, StatusJob};
 use crate::errors::GraphError;
+use crate::openapi::RequestKind;
 use crate::server::ConnKill;
 use crate::validate::{SendRequest, parse_send};
-use crate::account::{self, MANAGEMENT, MESSAGING, authorize_scope};
-use crate::openapi::RequestKind;
 use crate::{
     Endpoint, Fault, GraphSim, SentMessage, StoredMedia, control, digits, ids, templates, uploads,
 };
@@ -185,6 +185,13 @@ async fn send_message(
         return GraphError::invalid_param("Invalid parameter: the request body is not valid JSON")
             .into_response();
     };
+    // Checked against the document and recorded before anything can refuse the body; Meta's
+    // own answers for a missing or invalid parameter (131008, 131009) still come first.
+    let conformance = if is_template {
+        templates::check_value_and_record(&sim, RequestKind::TemplateSend, uri.path(), &body)
+    } else {
+        Ok(())
+    };
     let out = match parse_send(&body) {
         Ok(SendRequest::MarkRead { message_id }) => {
             sim.shared.update(|s| s.mark_read.push(message_id));
@@ -194,17 +201,12 @@ async fn send_message(
         Err(e) => return e.into_response(),
     };
 
+    if let Err(e) = conformance {
+        return e.into_response();
+    }
     let mut rendered = None;
     let mut category = None;
     if is_template {
-        if let Err(e) = templates::check_and_record(
-            &sim,
-            RequestKind::TemplateSend,
-            uri.path(),
-            &serde_json::to_vec(&body).unwrap_or_default(),
-        ) {
-            return e.into_response();
-        }
         match templates::send::check_send(&sim, &phone.waba_id, &body["template"]) {
             Ok(info) => {
                 rendered = info.rendered;

@@ -8,7 +8,17 @@
 //! payloads in Meta's exact shape, signs them with the app secret and posts
 //! them. Tests drive it through Rust ([`GraphSim`]) or through the JSON
 //! control API under `/_sim`; fault injection ([`GraphSim::inject`]) scripts
-//! errors, delays and dropped connections. It deliberately shares no code
+//! errors, delays and dropped connections.
+//!
+//! Templates are managed as Meta's OpenAPI document describes
+//! (`/{WABA-ID}/message_templates`, `/{TEMPLATE_ID}`), reviewed by a test or
+//! automatically ([`AutoReview`]) with the signed template webhooks, and every
+//! template-related request body is checked against that document
+//! ([`openapi`], copied into `openapi/`) and recorded
+//! ([`GraphSim::template_requests`]). The account side Atende checks first is
+//! there too: `debug_token` with per-token permissions, the WABA node,
+//! `subscribed_apps`, the number's quality and messaging limit, and the
+//! Resumable Upload API for media header examples. It deliberately shares no code
 //! with the rest of the workspace: it encodes its own reading of Meta's
 //! behaviour, so a bug in Atende's wire types cannot hide behind the same bug
 //! in the double.
@@ -23,8 +33,8 @@ mod graph;
 mod ids;
 pub mod openapi;
 mod server;
-mod state;
 mod sim_api;
+mod state;
 mod templates;
 mod uploads;
 mod validate;
@@ -313,6 +323,13 @@ impl GraphSim {
     /// A simulator that serves nothing yet: mount [`GraphSim::router`]
     /// somewhere and call [`GraphSim::set_base_url`].
     pub fn new(cfg: SimConfig) -> std::io::Result<GraphSim> {
+        // Parsing Meta's document takes a moment; doing it now keeps it off the first
+        // template request. A failure surfaces there, as a 500, not here.
+        std::thread::spawn(|| {
+            if let Err(e) = openapi::preload() {
+                tracing::error!(error = %e, "graph-sim: Meta's OpenAPI document did not load");
+            }
+        });
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -327,7 +344,15 @@ impl GraphSim {
             token_scopes: cfg
                 .access_tokens
                 .iter()
-                .map(|t| (t.clone(), account::DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect()))
+                .map(|t| {
+                    (
+                        t.clone(),
+                        account::DEFAULT_SCOPES
+                            .iter()
+                            .map(|s| (*s).to_owned())
+                            .collect(),
+                    )
+                })
                 .collect(),
             ..State::default()
         };
@@ -621,7 +646,10 @@ pub(crate) fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
-pub(crate) fn serialize_unix_millis<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_unix_millis<S: serde::Serializer>(
+    t: &SystemTime,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     let ms = t
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use graph_sim::{AutoStatuses, GraphSim, PhoneNumber, SimConfig};
+use graph_sim::{AutoReview, AutoStatuses, GraphSim, PhoneNumber, SimConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,6 +53,16 @@ struct Args {
     /// Answer 429/130429 beyond this many sends per second per number.
     #[arg(long)]
     throughput_limit: Option<u32>,
+    /// Meta app id (`POST /{app-id}/uploads`).
+    #[arg(long, default_value = graph_sim::DEFAULT_APP_ID)]
+    app_id: String,
+    /// Approve templates waiting for review after this many milliseconds (with the webhook);
+    /// without it they stay PENDING until the control API decides.
+    #[arg(long)]
+    auto_approve_ms: Option<u64>,
+    /// Enforce Meta's template send checks (132000, 132001, 132012, 132015...).
+    #[arg(long)]
+    enforce_templates: bool,
 }
 
 #[tokio::main]
@@ -68,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
     cfg.access_tokens = args.tokens.clone();
     cfg.webhook_url = args.webhook_url.clone();
     cfg.media_url_ttl = Duration::from_secs(args.media_url_ttl_secs);
+    cfg.app_id = args.app_id.clone();
     cfg.phone_numbers = vec![PhoneNumber::new(
         &args.phone_number_id,
         &args.display_phone_number,
@@ -85,6 +96,10 @@ async fn main() -> anyhow::Result<()> {
     let sim = GraphSim::serve(cfg, listener).await?;
     sim.set_status_delay(Duration::from_millis(args.status_delay_ms));
     sim.set_throughput_limit(args.throughput_limit);
+    sim.set_enforce_templates(args.enforce_templates);
+    if let Some(ms) = args.auto_approve_ms {
+        sim.set_template_review(Some(AutoReview::approve_after(Duration::from_millis(ms))));
+    }
 
     tracing::info!(
         base_url = %sim.base_url(),

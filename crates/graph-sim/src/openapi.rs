@@ -340,8 +340,7 @@ fn dispatch_discriminators(schemas: &mut Map<String, Value>) {
     }
     for (name, (twin, targets)) in &twins {
         for t in targets {
-            if let Some(Value::Array(parts)) = schemas.get_mut(t).and_then(|s| s.get_mut("allOf"))
-            {
+            if let Some(Value::Array(parts)) = schemas.get_mut(t).and_then(|s| s.get_mut("allOf")) {
                 for part in parts {
                     if part.get("$ref").and_then(Value::as_str)
                         == Some(&format!("{REF_PREFIX}{name}__dispatch"))
@@ -480,7 +479,8 @@ pub fn examples(kind: RequestKind) -> Result<Vec<(String, Value)>, ContractError
         .flatten()
         .filter_map(|(name, ex)| Some((name.clone(), ex.get("value")?.clone())))
         .filter(|(_, v)| {
-            kind != RequestKind::TemplateSend || v.get("type").and_then(Value::as_str) == Some("template")
+            kind != RequestKind::TemplateSend
+                || v.get("type").and_then(Value::as_str) == Some("template")
         })
         .collect();
     Ok(list)
@@ -532,8 +532,10 @@ mod tests {
         // The discriminator applies: a header parameter must be a known kind with its object.
         let e = errors(
             RequestKind::TemplateSend,
-            send(json!({"name": "x", "language": {"code": "pt_BR"}, "components": [
-                {"type": "header", "parameters": [{"type": "image"}]}]})),
+            send(
+                json!({"name": "x", "language": {"code": "pt_BR"}, "components": [
+                {"type": "header", "parameters": [{"type": "image"}]}]}),
+            ),
         );
         assert!(
             e.iter()
@@ -544,18 +546,22 @@ mod tests {
         // Media needs exactly one of id and link.
         let e = errors(
             RequestKind::TemplateSend,
-            send(json!({"name": "x", "language": {"code": "pt_BR"}, "components": [
+            send(
+                json!({"name": "x", "language": {"code": "pt_BR"}, "components": [
                 {"type": "header", "parameters": [{"type": "document",
-                    "document": {"id": "1", "link": "https://x.y/a.pdf"}}]}]})),
+                    "document": {"id": "1", "link": "https://x.y/a.pdf"}}]}]}),
+            ),
         );
         assert!(!e.is_empty());
 
         // Buttons need sub_type, index and parameters; index 10 is out of range.
         let e = errors(
             RequestKind::TemplateSend,
-            send(json!({"name": "x", "language": {"code": "pt_BR"}, "components": [
+            send(
+                json!({"name": "x", "language": {"code": "pt_BR"}, "components": [
                 {"type": "button", "index": 10, "sub_type": "url",
-                 "parameters": [{"type": "text", "text": "abc"}]}]})),
+                 "parameters": [{"type": "text", "text": "abc"}]}]}),
+            ),
         );
         assert!(
             e.iter()
@@ -564,17 +570,21 @@ mod tests {
         );
         let e = errors(
             RequestKind::TemplateSend,
-            send(json!({"name": "x", "language": {"code": "pt_BR"}, "components": [
-                {"type": "button", "index": "0", "sub_type": "url"}]})),
+            send(
+                json!({"name": "x", "language": {"code": "pt_BR"}, "components": [
+                {"type": "button", "index": "0", "sub_type": "url"}]}),
+            ),
         );
         assert!(!e.is_empty(), "parameters are required on a button");
 
         // Body text parameters must be strings; currency needs its three fields.
         let e = errors(
             RequestKind::TemplateSend,
-            send(json!({"name": "x", "language": {"code": "pt_BR"}, "components": [
+            send(
+                json!({"name": "x", "language": {"code": "pt_BR"}, "components": [
                 {"type": "body", "parameters": [{"type": "text", "text": 5},
-                    {"type": "currency", "currency": {"code": "BRL"}}]}]})),
+                    {"type": "currency", "currency": {"code": "BRL"}}]}]}),
+            ),
         );
         assert!(e.len() >= 2, "{e:?}");
 
@@ -591,7 +601,8 @@ mod tests {
 
     #[test]
     fn conforming_sends_of_every_kind_pass() {
-        let body = send(json!({"name": "pedido", "language": {"code": "pt_BR"}, "components": [
+        let body = send(
+            json!({"name": "pedido", "language": {"code": "pt_BR"}, "components": [
             {"type": "header", "parameters": [{"type": "image", "image": {"link": "https://x.y/a.png"}}]},
             {"type": "body", "parameters": [
                 {"type": "text", "text": "Ana", "parameter_name": "first_name"},
@@ -600,11 +611,14 @@ mod tests {
             {"type": "button", "sub_type": "copy_code", "index": 2,
              "parameters": [{"type": "coupon_code", "coupon_code": "OFF10"}]},
             {"type": "button", "sub_type": "quick_reply", "index": 0,
-             "parameters": [{"type": "payload", "payload": "FALAR"}]}]}));
+             "parameters": [{"type": "payload", "payload": "FALAR"}]}]}),
+        );
         assert_eq!(errors(RequestKind::TemplateSend, body), vec![]);
-        let location = send(json!({"name": "entrega", "language": {"code": "pt_BR", "policy": "deterministic"},
+        let location = send(
+            json!({"name": "entrega", "language": {"code": "pt_BR", "policy": "deterministic"},
             "components": [{"type": "header", "parameters": [{"type": "location",
-                "location": {"latitude": -23.5, "longitude": -46.6, "name": "Loja"}}]}]}));
+                "location": {"latitude": -23.5, "longitude": -46.6, "name": "Loja"}}]}]}),
+        );
         assert_eq!(errors(RequestKind::TemplateSend, location), vec![]);
     }
 

@@ -80,7 +80,11 @@ pub(crate) async fn start(
     let Some(length) = q.get("file_length") else {
         return GraphError::param_required("file_length").into_response();
     };
-    let Some(length) = length.parse::<u64>().ok().filter(|l| (1..=MAX_FILE).contains(l)) else {
+    let Some(length) = length
+        .parse::<u64>()
+        .ok()
+        .filter(|l| (1..=MAX_FILE).contains(l))
+    else {
         return GraphError::invalid_param(&format!(
             "Param file_length must be a number between 1 and {MAX_FILE}"
         ))
@@ -105,7 +109,8 @@ pub(crate) async fn start(
         bytes: Vec::new(),
         handle: None,
     };
-    sim.shared.update(|s| s.upload_sessions.insert(id.clone(), session));
+    sim.shared
+        .update(|s| s.upload_sessions.insert(id.clone(), session));
     Json(json!({"id": format!("upload:{id}")})).into_response()
 }
 

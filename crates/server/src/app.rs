@@ -126,6 +126,7 @@ impl Application {
         let instance_id = passwords::random_token();
 
         let media_wake = Arc::new(Notify::new());
+        let template_wake = Arc::new(Notify::new());
         let processor = InboxProcessor {
             store: store.clone(),
             channels: channels.clone(),
@@ -135,6 +136,7 @@ impl Application {
             media_wake: media_wake.clone(),
             instance_id: instance_id.clone(),
             yield_to: (store.backend() == store::Backend::Sqlite).then(|| inbox.clone()),
+            template_wake: template_wake.clone(),
         };
         workers.spawn(processor.run(shutdown.clone()));
 
@@ -158,6 +160,19 @@ impl Application {
             };
             workers.spawn(worker.run(shutdown.clone()));
         }
+        let broadcasts = crate::workers::broadcasts::BroadcastWorker {
+            store: store.clone(),
+            channels: channels.clone(),
+            outbound: outbound.clone(),
+            live: live.clone(),
+            protocol: config.protocol.clone(),
+            instance_id: instance_id.clone(),
+            sender_ids: (0..config.sender_workers.max(1))
+                .map(|n| format!("{instance_id}-{n}"))
+                .collect(),
+            wake: Arc::new(Notify::new()),
+        };
+        workers.spawn(broadcasts.run(shutdown.clone()));
         let downloader = MediaDownloader {
             store: store.clone(),
             channels: channels.clone(),
@@ -167,6 +182,16 @@ impl Application {
             wake: media_wake.clone(),
         };
         workers.spawn(downloader.run(shutdown.clone()));
+        let template_sync = crate::workers::template_sync::TemplateSync {
+            store: store.clone(),
+            channels: channels.clone(),
+            graph: graph.clone(),
+            wake: template_wake,
+            every: (config.template_sync_secs > 0)
+                .then(|| std::time::Duration::from_secs(config.template_sync_secs)),
+            instance_id: instance_id.clone(),
+        };
+        workers.spawn(template_sync.run(shutdown.clone()));
         // The bot: seeded before the listener serves, so the first webhook already meets the flow.
         if config.seed_demo_flow {
             crate::workers::bot::seed_demo_flow(&store)
@@ -232,6 +257,13 @@ impl Application {
             desk_wake,
             shutdown: shutdown.clone(),
         }));
+        // Scheduled messages go through the same road as a person's template (`hsm`), which
+        // needs the whole state.
+        let schedules = crate::workers::schedules::ScheduleWorker {
+            app: state.clone(),
+            worker_id: format!("{}-schedules", state.instance_id),
+        };
+        workers.spawn(schedules.run(shutdown.clone()));
         Ok(Application {
             listener,
             state,

@@ -26,6 +26,9 @@ pub enum ApiError {
     /// 422: understood but not acceptable yet; the object's fields are added to the error body.
     #[error("{1}")]
     Unprocessable(&'static str, String, serde_json::Value),
+    /// 502: a service Atende depends on (Meta) failed or did not answer; details as for 422.
+    #[error("{1}")]
+    Upstream(&'static str, String, serde_json::Value),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -67,6 +70,7 @@ impl ApiError {
             ApiError::PasswordChangeRequired => (StatusCode::FORBIDDEN, "password_change_required"),
             ApiError::Unsupported(code, _) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, code),
             ApiError::Unprocessable(code, _, _) => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::Upstream(code, _, _) => (StatusCode::BAD_GATEWAY, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -89,8 +93,11 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %format!("{e:#}"), "request failed");
         }
         let mut error = json!({ "code": code, "message": self.to_string() });
-        if let (ApiError::Unprocessable(_, _, Value::Object(details)), Some(error)) =
-            (&self, error.as_object_mut())
+        if let (
+            ApiError::Unprocessable(_, _, Value::Object(details))
+            | ApiError::Upstream(_, _, Value::Object(details)),
+            Some(error),
+        ) = (&self, error.as_object_mut())
         {
             error.extend(details.clone());
         }

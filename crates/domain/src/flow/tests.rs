@@ -1534,3 +1534,85 @@ proptest! {
         }
     }
 }
+
+fn reminder(date_field: Option<&str>, delay: Option<u32>, next: Option<&str>) -> Step {
+    Step::ScheduleReminder {
+        template: "lembrete".into(),
+        language: "pt_BR".into(),
+        delay_minutes: delay,
+        date_field: date_field.map(str::to_owned),
+        time: None,
+        days_before: 1,
+        variables: BTreeMap::from([("1".to_owned(), "{{nome}}".to_owned())]),
+        text: Some("Combinado, vamos lembrar você.".into()),
+        next: next.map(str::to_owned),
+    }
+}
+
+#[test]
+fn a_reminder_is_scheduled_on_the_collected_date_and_the_flow_goes_on() {
+    let flow = flow_of(
+        "data",
+        vec![
+            (
+                "data",
+                ask(Validator::Date, "custom.vencimento", "agendar", "fim"),
+            ),
+            (
+                "agendar",
+                reminder(Some("custom.vencimento"), None, Some("fim")),
+            ),
+            (
+                "fim",
+                Step::End {
+                    text: Some("Até logo!".into()),
+                },
+            ),
+        ],
+    );
+    let (actions, state) = play(&flow, &[text("25/12/2030")]);
+    assert_eq!(state, None);
+    let scheduled = actions.iter().find_map(|a| match a {
+        Action::ScheduleReminder {
+            template,
+            when,
+            variables,
+            ..
+        } => Some((template, when, variables)),
+        _ => None,
+    });
+    let (template, when, variables) = scheduled.expect("a reminder");
+    assert_eq!(template, "lembrete");
+    assert_eq!(
+        when,
+        &ReminderWhen::OnDate {
+            date: "2030-12-25".into(),
+            time: "09:00".into(),
+            days_before: 1
+        }
+    );
+    assert_eq!(variables["1"], "Ana");
+    assert!(actions.contains(&say("Combinado, vamos lembrar você.")));
+    assert!(actions.contains(&say("Até logo!")));
+}
+
+#[test]
+fn a_reminder_needs_a_template_and_a_time() {
+    let flow = flow_of("agendar", vec![("agendar", reminder(None, None, None))]);
+    let errors = validate_flow(&flow).unwrap_err();
+    assert!(
+        errors.contains(&FlowError::InvalidReminder {
+            step: "agendar".into()
+        }),
+        "{errors:?}"
+    );
+    let ok = flow_of("agendar", vec![("agendar", reminder(None, Some(30), None))]);
+    let (actions, _) = play(&ok, &[]);
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::ScheduleReminder {
+            when: ReminderWhen::AfterMinutes { minutes: 30 },
+            ..
+        }
+    )));
+}

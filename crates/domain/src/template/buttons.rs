@@ -99,6 +99,7 @@ pub(super) fn check(def: &TemplateDefinition, component: &Buttons, out: &mut Vec
                 }
             }
             Button::Other(_) => {}
+            _ if auth && button.is_otp() => {}
             _ if auth => push(
                 at("type"),
                 "auth_button_not_allowed",
@@ -140,6 +141,8 @@ pub(super) fn check(def: &TemplateDefinition, component: &Buttons, out: &mut Vec
         }
 
         match button {
+            // Meta's own URL form of an OTP button; not the business's link.
+            Button::Url(_) if auth && button.is_otp() => {}
             Button::Url(b) => url_button(i, b, &mut push),
             Button::PhoneNumber(b) if !is_e164(&b.phone_number) => push(
                 at("phone_number"),

@@ -5,6 +5,7 @@
 //! ([`send_components`]). Pure: no I/O, no clock.
 
 mod buttons;
+mod languages;
 mod model;
 mod render;
 mod validate;
@@ -16,12 +17,12 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
+pub use languages::{LANGUAGES, is_supported_language};
 pub use model::*;
 pub use render::{SAMPLE_CODE, render, send_components};
 pub use validate::{
     BODY_MAX, BUTTON_TEXT_MAX, BUTTON_URL_MAX, BUTTONS_MAX, COPY_CODE_MAX, FOOTER_MAX,
-    HEADER_TEXT_MAX, LANGUAGES, NAME_MAX, URL_BUTTONS_MAX, WORDS_PER_VARIABLE,
-    is_supported_language, validate,
+    HEADER_TEXT_MAX, NAME_MAX, URL_BUTTONS_MAX, WORDS_PER_VARIABLE, validate,
 };
 pub use values::{COUPON_CODE, check_values, parameters};
 

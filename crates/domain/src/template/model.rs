@@ -255,8 +255,9 @@ pub struct PhoneNumberButton {
     pub extra: Map<String, Value>,
 }
 
-/// COPY_CODE (coupon) button: `example` is the sample code (Meta's schema allows a
-/// string; some answers carry a one-element array, so both are accepted in `extra`-free form).
+/// COPY_CODE (coupon) button: `example` is the sample code, a string on create;
+/// some answers carry a one-element array, so it is kept as raw JSON and read
+/// through [`CopyCodeButton::example_code`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CopyCodeButton {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -382,6 +383,17 @@ impl Button {
             Button::CopyCode(_) => "COPY_CODE",
             Button::Otp(_) => "OTP",
             Button::Other(v) => v.get("type").and_then(Value::as_str).unwrap_or(""),
+        }
+    }
+
+    /// Whether this is an authentication code button: an OTP button as created, or
+    /// the URL form (`https://www.whatsapp.com/otp/code/?...code=otp{{1}}`) Meta
+    /// answers for it when templates are read back.
+    pub fn is_otp(&self) -> bool {
+        match self {
+            Button::Otp(_) => true,
+            Button::Url(u) => u.url.contains("://www.whatsapp.com/otp/"),
+            _ => false,
         }
     }
 

@@ -38,6 +38,7 @@ pub fn render(def: &TemplateDefinition, values: &Values) -> Rendered {
         let value = values.buttons.get(&i);
         let rendered = match b {
             Button::QuickReply(q) => button(b, &q.text),
+            Button::Url(u) if b.is_otp() => button(b, &u.text),
             Button::Url(u) => {
                 let mut r = button(b, &u.text);
                 r.url = hydrated_url(b, value).or_else(|| {
@@ -263,6 +264,12 @@ pub fn send_components(def: &TemplateDefinition, values: &Values) -> Value {
         let value = values.buttons.get(&i);
         let index = i.to_string();
         let entry = match b {
+            Button::Otp(_) | Button::Url(_) if b.is_otp() => {
+                value.or_else(|| values.body.get("1")).map(|v| {
+                    json!({"type": "button", "sub_type": "url", "index": index,
+                           "parameters": [{"type": "text", "text": v}]})
+                })
+            }
             Button::Url(_) if wanted.buttons.iter().any(|(j, _)| *j == i) => value.map(|v| {
                 json!({"type": "button", "sub_type": "url", "index": index,
                        "parameters": [{"type": "text", "text": v}]})
@@ -274,10 +281,6 @@ pub fn send_components(def: &TemplateDefinition, values: &Values) -> Value {
             Button::QuickReply(_) => value.map(|v| {
                 json!({"type": "button", "sub_type": "quick_reply", "index": index,
                        "parameters": [{"type": "payload", "payload": v}]})
-            }),
-            Button::Otp(_) => value.or_else(|| values.body.get("1")).map(|v| {
-                json!({"type": "button", "sub_type": "url", "index": index,
-                       "parameters": [{"type": "text", "text": v}]})
             }),
             _ => None,
         };

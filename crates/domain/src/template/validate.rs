@@ -6,7 +6,7 @@
 //! | code | rule (Meta error when known) |
 //! |---|---|
 //! | `name_required`, `name_invalid`, `name_too_long` | lowercase letters, digits and `_`, ≤ 512 |
-//! | `language_unsupported` | one of [`LANGUAGES`] |
+//! | `language_unsupported` | one of [`super::LANGUAGES`] |
 //! | `component_duplicate` | at most one HEADER, BODY, FOOTER and BUTTONS |
 //! | `body_required`, `body_too_long` | BODY text required (except AUTHENTICATION), ≤ 1024 (2388040) |
 //! | `header_text_required`, `header_too_long`, `header_too_many_variables` | TEXT header ≤ 60, ≤ 1 variable |
@@ -28,6 +28,7 @@
 //! | `auth_otp_button_required`, `auth_header_not_allowed`, `auth_button_not_allowed`, `otp_button_not_allowed`, `otp_type_invalid` | AUTHENTICATION: one OTP button, no header; OTP only there |
 
 use super::Problem;
+use super::languages::is_supported_language;
 use super::model::*;
 use super::vars::{self, Kind, Placeholder};
 use std::collections::BTreeSet;
@@ -47,86 +48,6 @@ pub const COPY_CODE_MAX: usize = 15;
 /// occurrence in the body ("Olá {{1}}, seu pedido {{2}} saiu" has 4 words for 2
 /// variables: accepted; "Pedido {{1}} para {{2}}" has 2: refused).
 pub const WORDS_PER_VARIABLE: usize = 2;
-
-/// Meta's template languages (code, pt-BR label); pt_BR first for pickers.
-pub const LANGUAGES: &[(&str, &str)] = &[
-    ("pt_BR", "Português (Brasil)"),
-    ("pt_PT", "Português (Portugal)"),
-    ("es", "Espanhol"),
-    ("es_AR", "Espanhol (Argentina)"),
-    ("es_ES", "Espanhol (Espanha)"),
-    ("es_MX", "Espanhol (México)"),
-    ("en", "Inglês"),
-    ("en_GB", "Inglês (Reino Unido)"),
-    ("en_US", "Inglês (EUA)"),
-    ("af", "Africâner"),
-    ("sq", "Albanês"),
-    ("ar", "Árabe"),
-    ("az", "Azerbaijano"),
-    ("bn", "Bengali"),
-    ("bg", "Búlgaro"),
-    ("ca", "Catalão"),
-    ("zh_CN", "Chinês (China)"),
-    ("zh_HK", "Chinês (Hong Kong)"),
-    ("zh_TW", "Chinês (Taiwan)"),
-    ("hr", "Croata"),
-    ("cs", "Tcheco"),
-    ("da", "Dinamarquês"),
-    ("nl", "Holandês"),
-    ("et", "Estoniano"),
-    ("fil", "Filipino"),
-    ("fi", "Finlandês"),
-    ("fr", "Francês"),
-    ("ka", "Georgiano"),
-    ("de", "Alemão"),
-    ("el", "Grego"),
-    ("gu", "Guzerate"),
-    ("ha", "Hauçá"),
-    ("he", "Hebraico"),
-    ("hi", "Hindi"),
-    ("hu", "Húngaro"),
-    ("id", "Indonésio"),
-    ("ga", "Irlandês"),
-    ("it", "Italiano"),
-    ("ja", "Japonês"),
-    ("kn", "Canarês"),
-    ("kk", "Cazaque"),
-    ("rw_RW", "Quiniaruanda"),
-    ("ko", "Coreano"),
-    ("ky_KG", "Quirguiz"),
-    ("lo", "Laosiano"),
-    ("lv", "Letão"),
-    ("lt", "Lituano"),
-    ("mk", "Macedônio"),
-    ("ms", "Malaio"),
-    ("ml", "Malaiala"),
-    ("mr", "Marati"),
-    ("nb", "Norueguês"),
-    ("fa", "Persa"),
-    ("pl", "Polonês"),
-    ("pa", "Punjabi"),
-    ("ro", "Romeno"),
-    ("ru", "Russo"),
-    ("sr", "Sérvio"),
-    ("sk", "Eslovaco"),
-    ("sl", "Esloveno"),
-    ("sw", "Suaíli"),
-    ("sv", "Sueco"),
-    ("ta", "Tâmil"),
-    ("te", "Telugo"),
-    ("th", "Tailandês"),
-    ("tr", "Turco"),
-    ("uk", "Ucraniano"),
-    ("ur", "Urdu"),
-    ("uz", "Uzbeque"),
-    ("vi", "Vietnamita"),
-    ("zu", "Zulu"),
-];
-
-/// Whether Meta accepts `code` as a template language.
-pub fn is_supported_language(code: &str) -> bool {
-    LANGUAGES.iter().any(|(c, _)| *c == code)
-}
 
 const OTP_TYPES: [&str; 3] = ["COPY_CODE", "ONE_TAP", "ZERO_TAP"];
 
@@ -681,12 +602,7 @@ impl Validator<'_> {
     }
 
     fn authentication(&mut self) {
-        let otp = self
-            .def
-            .buttons()
-            .iter()
-            .filter(|b| matches!(b, Button::Otp(_)))
-            .count();
+        let otp = self.def.buttons().iter().filter(|b| b.is_otp()).count();
         if otp == 0 {
             self.push(
                 "components.buttons",

@@ -23,7 +23,7 @@ const MAX_CONSECUTIVE_SPACES: usize = 4;
 /// The variables and media a send of `def` must supply.
 ///
 /// AUTHENTICATION templates need body variable "1" (the code); their OTP button
-/// reuses it, so it is not listed in `buttons`. COPY_CODE buttons are listed as
+/// (also in the URL form Meta reads back) reuses it, so it is not listed in `buttons`. COPY_CODE buttons are listed as
 /// (index, [`COUPON_CODE`]). Quick replies take an optional payload and are not listed.
 pub fn parameters(def: &TemplateDefinition) -> Parameters {
     let mut p = Parameters::default();
@@ -40,6 +40,7 @@ pub fn parameters(def: &TemplateDefinition) -> Parameters {
     }
     for (i, b) in def.buttons().iter().enumerate() {
         match b {
+            Button::Url(_) if b.is_otp() => {}
             Button::Url(u) => {
                 if let Some(name) = vars::variables(&u.url).into_iter().next() {
                     p.buttons.push((i, name));
@@ -144,7 +145,7 @@ pub fn check_values(def: &TemplateDefinition, values: &Values) -> Vec<Problem> {
         let optional = matches!(
             buttons.get(*i),
             Some(Button::QuickReply(_) | Button::Otp(_))
-        );
+        ) || buttons.get(*i).is_some_and(Button::is_otp);
         if !listed && !optional {
             out.push(unexpected(
                 &format!("values.buttons.{i}"),

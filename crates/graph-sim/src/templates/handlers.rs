@@ -63,8 +63,30 @@ fn fields_of(t: &Template, fields: Option<&str>) -> Result<Value, GraphError> {
         all.retain(|k, _| keep.contains(&k.as_str()));
         return Ok(Value::Object(all));
     }
-    select(&all, fields, DEFAULT_FIELDS, "WhatsAppMessageTemplate")
+    // Fields Meta knows but leaves out when they have no value are not errors.
+    let requested: Vec<&str> = fields
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|f| all.contains_key(*f) || !OPTIONAL_FIELDS.contains(f))
+        .collect();
+    select(
+        &all,
+        Some(&requested.join(",")),
+        DEFAULT_FIELDS,
+        "WhatsAppMessageTemplate",
+    )
 }
+
+/// Fields of the template node that are absent unless set.
+const OPTIONAL_FIELDS: &[&str] = &[
+    "previous_category",
+    "sub_category",
+    "correct_category",
+    "library_template_name",
+    "cta_url_link_tracking_opted_out",
+    "message_send_ttl_seconds",
+];
 
 fn encode_cursor(i: usize) -> String {
     URL_SAFE_NO_PAD.encode(format!("graph-sim:{i}"))
@@ -237,7 +259,8 @@ fn new_template(
             "Param language must be a language Meta offers for templates, e.g. pt_BR - got \"{language}\""
         )));
     }
-    let category = category(text(req, "category").ok_or_else(|| GraphError::param_required("category"))?)?;
+    let category =
+        category(text(req, "category").ok_or_else(|| GraphError::param_required("category"))?)?;
     let format = parameter_format(req, "POSITIONAL")?;
     let components = req
         .get("components")
@@ -365,7 +388,9 @@ pub(crate) fn edit(sim: &GraphSim, id: &str, path: &str, raw: &[u8]) -> Option<R
     let req = match check_and_record(sim, RequestKind::TemplateEdit, path, raw) {
         Ok(Value::Object(o)) => o,
         Ok(_) => {
-            return Some(GraphError::invalid_param("The body must be a JSON object").into_response());
+            return Some(
+                GraphError::invalid_param("The body must be a JSON object").into_response(),
+            );
         }
         Err(e) => return Some(e.into_response()),
     };

@@ -63,6 +63,7 @@ pub struct Template {
 }
 
 impl Template {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: String,
         waba_id: &str,
@@ -164,9 +165,8 @@ pub(crate) fn check_and_record(
     let parsed: Result<Value, _> = serde_json::from_slice(raw);
     let (body, violations) = match parsed {
         Ok(v) => {
-            let violations = openapi::validate(kind, &v).map_err(|e| {
-                GraphError::new(500, 1, "GraphMethodException", &e.to_string())
-            })?;
+            let violations = openapi::validate(kind, &v)
+                .map_err(|e| GraphError::new(500, 1, "GraphMethodException", &e.to_string()))?;
             (v, violations)
         }
         Err(e) => (
@@ -178,11 +178,33 @@ pub(crate) fn check_and_record(
             }],
         ),
     };
-    record(sim, kind, path, &body, &violations);
+    finish(sim, kind, path, body, &violations)
+}
+
+/// [`check_and_record`] for a body already parsed.
+pub(crate) fn check_value_and_record(
+    sim: &GraphSim,
+    kind: RequestKind,
+    path: &str,
+    body: &Value,
+) -> Result<(), GraphError> {
+    let violations = openapi::validate(kind, body)
+        .map_err(|e| GraphError::new(500, 1, "GraphMethodException", &e.to_string()))?;
+    finish(sim, kind, path, body.clone(), &violations).map(|_| ())
+}
+
+fn finish(
+    sim: &GraphSim,
+    kind: RequestKind,
+    path: &str,
+    body: Value,
+    violations: &[Violation],
+) -> Result<Value, GraphError> {
+    record(sim, kind, path, &body, violations);
     if violations.is_empty() {
         Ok(body)
     } else {
-        Err(GraphError::schema_violation(&violations, kind.schema_name()))
+        Err(GraphError::schema_violation(violations, kind.schema_name()))
     }
 }
 
@@ -287,7 +309,10 @@ mod tests {
         let p = placeholders("Oi {{1}}, pedido {{2}} saiu. {{1}}").unwrap();
         assert_eq!(p.len(), 3);
         assert_eq!(distinct(&p), vec!["1", "2"]);
-        assert_eq!(placeholders("Oi {{first_name}}!").unwrap()[0].name, "first_name");
+        assert_eq!(
+            placeholders("Oi {{first_name}}!").unwrap()[0].name,
+            "first_name"
+        );
         assert!(placeholders("sem variáveis").unwrap().is_empty());
         assert!(placeholders("quebrado {{1").is_err());
         assert!(placeholders("{{ 1 }}").is_err());

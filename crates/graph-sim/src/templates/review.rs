@@ -92,8 +92,7 @@ impl TemplateChange {
 }
 
 fn template_id_json(id: &str) -> Value {
-    id.parse::<u64>()
-        .map_or_else(|_| json!(id), |n| json!(n))
+    id.parse::<u64>().map_or_else(|_| json!(id), |n| json!(n))
 }
 
 fn envelope(waba: &str, field: &str, value: Value) -> Value {
@@ -164,11 +163,14 @@ impl WebhookBuilder {
                 }));
             }
             "REINSTATED" => {
-                v.insert("other_info".into(), json!({
-                    "title": "UNPAUSE",
-                    "description": description.clone().unwrap_or_else(||
-                        "Your WhatsApp message template is active again.".to_owned()),
-                }));
+                v.insert(
+                    "other_info".into(),
+                    json!({
+                        "title": "UNPAUSE",
+                        "description": description.clone().unwrap_or_else(||
+                            "Your WhatsApp message template is active again.".to_owned()),
+                    }),
+                );
             }
             "DISABLED" => {
                 v.insert(
@@ -178,16 +180,15 @@ impl WebhookBuilder {
             }
             _ => {}
         }
-        envelope(&self.waba_id, "message_template_status_update", Value::Object(v))
+        envelope(
+            &self.waba_id,
+            "message_template_status_update",
+            Value::Object(v),
+        )
     }
 
     /// A `message_template_quality_update`.
-    pub fn template_quality_update(
-        &self,
-        t: &Template,
-        previous: &str,
-        new: &str,
-    ) -> Value {
+    pub fn template_quality_update(&self, t: &Template, previous: &str, new: &str) -> Value {
         envelope(
             &self.waba_id,
             "message_template_quality_update",
@@ -234,7 +235,9 @@ pub(crate) async fn change(
                     status.clone()
                 };
                 t.rejected_reason = if status == "REJECTED" {
-                    reason.clone().unwrap_or_else(|| "INVALID_FORMAT".to_owned())
+                    reason
+                        .clone()
+                        .unwrap_or_else(|| "INVALID_FORMAT".to_owned())
                 } else {
                     "NONE".to_owned()
                 };
@@ -259,7 +262,9 @@ pub(crate) async fn change(
         TemplateChange::Quality(q) => {
             builder.template_quality_update(&after, &before.quality_score, q)
         }
-        TemplateChange::Category(c) => builder.template_category_update(&after, &before.category, c),
+        TemplateChange::Category(c) => {
+            builder.template_category_update(&after, &before.category, c)
+        }
     };
     sim.shared
         .update(|s| s.template_webhooks.push(payload.clone()));

@@ -63,11 +63,10 @@ pub(crate) const LANGUAGES: &[&str] = &[
     "en_GB", "en_US", "en_AE", "en_AU", "en_CA", "en_GH", "en_IE", "en_IN", "en_JM", "en_MY",
     "en_NZ", "en_QA", "en_SG", "en_UG", "en_ZA", "et", "fil", "fi", "fr", "fr_BE", "fr_CA",
     "fr_CH", "fr_CI", "fr_MA", "ka", "de", "de_AT", "de_CH", "el", "gu", "ha", "he", "hi", "hu",
-    "id", "ga", "it", "ja", "kn", "kk", "rw_RW", "ko", "ky_KG", "lo", "lv", "lt", "mk", "ms",
-    "ml", "mr", "nb", "ps_AF", "fa", "pl", "pt_BR", "pt_PT", "pa", "ro", "ru", "sr", "si_LK",
-    "sk", "sl", "es", "es_AR", "es_CL", "es_CO", "es_CR", "es_DO", "es_EC", "es_HN", "es_MX",
-    "es_PA", "es_PE", "es_ES", "es_UY", "sw", "sv", "ta", "te", "th", "tr", "uk", "ur", "uz",
-    "vi", "zu",
+    "id", "ga", "it", "ja", "kn", "kk", "rw_RW", "ko", "ky_KG", "lo", "lv", "lt", "mk", "ms", "ml",
+    "mr", "nb", "ps_AF", "fa", "pl", "pt_BR", "pt_PT", "pa", "ro", "ru", "sr", "si_LK", "sk", "sl",
+    "es", "es_AR", "es_CL", "es_CO", "es_CR", "es_DO", "es_EC", "es_HN", "es_MX", "es_PA", "es_PE",
+    "es_ES", "es_UY", "sw", "sv", "ta", "te", "th", "tr", "uk", "ur", "uz", "vi", "zu",
 ];
 
 /// What a create or edit submits, after the schema check.
@@ -88,7 +87,9 @@ pub(crate) fn check(sim: &GraphSim, s: &Submitted<'_>) -> Check<Value> {
     let mut out = Vec::with_capacity(list.len());
     for c in list {
         let Some(obj) = c.as_object() else {
-            return Err(GraphError::invalid_param("Each component must be an object"));
+            return Err(GraphError::invalid_param(
+                "Each component must be an object",
+            ));
         };
         let kind = obj
             .get("type")
@@ -147,13 +148,14 @@ pub(crate) fn check(sim: &GraphSim, s: &Submitted<'_>) -> Check<Value> {
 
 fn has_otp(components: &[Value]) -> bool {
     components.iter().any(|c| {
-        c.get("buttons")
-            .and_then(Value::as_array)
-            .is_some_and(|b| b.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("OTP")))
+        c.get("buttons").and_then(Value::as_array).is_some_and(|b| {
+            b.iter()
+                .any(|b| b.get("type").and_then(Value::as_str) == Some("OTP"))
+        })
     })
 }
 
-fn text_of<'a>(c: &'a Map<String, Value>) -> Option<&'a str> {
+fn text_of(c: &Map<String, Value>) -> Option<&str> {
     c.get("text").and_then(Value::as_str)
 }
 
@@ -172,7 +174,10 @@ fn variables(text: &str, named: bool, whereabouts: &str) -> Check<Vec<String>> {
             return Err(rule(
                 None,
                 "Variable doesn't match the parameter format",
-                format!("{whereabouts}: {{{{{}}}}} — this template uses {want}.", p.name),
+                format!(
+                    "{whereabouts}: {{{{{}}}}} — this template uses {want}.",
+                    p.name
+                ),
             ));
         }
     }
@@ -275,7 +280,8 @@ fn header(sim: &GraphSim, c: &mut Map<String, Value>, named: bool) -> Check {
         .ok_or_else(|| GraphError::param_required("components[HEADER].format"))?
         .to_ascii_uppercase();
     c.insert("format".into(), json!(format));
-    let header_format = |msg: String| rule(Some(SUB_HEADER_FORMAT), "Header format is incorrect", msg);
+    let header_format =
+        |msg: String| rule(Some(SUB_HEADER_FORMAT), "Header format is incorrect", msg);
     match format.as_str() {
         "TEXT" => {
             let text = text_of(c)
@@ -289,7 +295,9 @@ fn header(sim: &GraphSim, c: &mut Map<String, Value>, named: bool) -> Check {
             }
             let names = variables(text, named, "Header")?;
             if names.len() > 1 {
-                return Err(header_format("Header text can have at most one variable.".into()));
+                return Err(header_format(
+                    "Header text can have at most one variable.".into(),
+                ));
             }
             examples(c, &names, named, "header_text", false, "Header")
         }

@@ -39,11 +39,15 @@ pub struct RenderedButton {
 impl RenderedTemplate {
     /// Header, body and footer as one text, one blank line apart.
     pub fn text(&self) -> String {
-        [self.header.as_deref(), Some(self.body.as_str()), self.footer.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join("\n\n")
+        [
+            self.header.as_deref(),
+            Some(self.body.as_str()),
+            self.footer.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n\n")
     }
 }
 
@@ -110,8 +114,14 @@ fn shown(p: &Value) -> Option<String> {
             Value::String(s) => Some(s.clone()),
             other => Some(other.to_string()),
         },
-        "currency" => p.pointer("/currency/fallback_value")?.as_str().map(str::to_owned),
-        "date_time" => p.pointer("/date_time/fallback_value")?.as_str().map(str::to_owned),
+        "currency" => p
+            .pointer("/currency/fallback_value")?
+            .as_str()
+            .map(str::to_owned),
+        "date_time" => p
+            .pointer("/date_time/fallback_value")?
+            .as_str()
+            .map(str::to_owned),
         _ => None,
     }
 }
@@ -155,8 +165,8 @@ pub(crate) fn render(t: &Template, send: &Value) -> RenderedTemplate {
     let header = text_of(t, "HEADER")
         .filter(|_| header_format == "TEXT")
         .map(|h| fill(h, lookup(&header_vals)));
-    let header_media = (t.component("HEADER").is_some() && header_format != "TEXT")
-        .then_some(header_format);
+    let header_media =
+        (t.component("HEADER").is_some() && header_format != "TEXT").then_some(header_format);
     let body = match text_of(t, "BODY") {
         Some(b) => fill(b, lookup(&body_vals)),
         None => String::new(),
@@ -174,7 +184,11 @@ pub(crate) fn render(t: &Template, send: &Value) -> RenderedTemplate {
                 .iter()
                 .find(|(idx, _, _)| *idx == i)
                 .and_then(|(_, _, p)| p.first());
-            let kind = b.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
+            let kind = b
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
             let url = b.get("url").and_then(Value::as_str).map(|u| {
                 let suffix = param.and_then(shown);
                 fill(u, |_| suffix.clone())
@@ -185,7 +199,11 @@ pub(crate) fn render(t: &Template, send: &Value) -> RenderedTemplate {
                 .and_then(Value::as_str)
                 .map(str::to_owned);
             RenderedButton {
-                text: b.get("text").and_then(Value::as_str).unwrap_or("").to_owned(),
+                text: b
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
                 kind,
                 url,
                 payload,
@@ -271,7 +289,10 @@ pub(crate) fn check_send(
     check_parameters(&t, &given(template))?;
     let rendered = render(&t, template);
     if rendered.body.chars().count() > 1024
-        || rendered.header.as_ref().is_some_and(|h| h.chars().count() > 60)
+        || rendered
+            .header
+            .as_ref()
+            .is_some_and(|h| h.chars().count() > 60)
     {
         return Err(err(
             132005,
@@ -287,13 +308,17 @@ fn check_format(params: &[Value], named: bool, what: &str) -> Result<(), GraphEr
         if named && !has_name {
             return Err(err(
                 132012,
-                format!("{what}: the template uses NAMED parameters; every parameter needs parameter_name"),
+                format!(
+                    "{what}: the template uses NAMED parameters; every parameter needs parameter_name"
+                ),
             ));
         }
         if !named && has_name {
             return Err(err(
                 132012,
-                format!("{what}: the template uses POSITIONAL parameters; parameter_name is not expected"),
+                format!(
+                    "{what}: the template uses POSITIONAL parameters; parameter_name is not expected"
+                ),
             ));
         }
     }
@@ -308,7 +333,9 @@ fn check_text(params: &[Value], what: &str) -> Result<(), GraphError> {
         {
             return Err(err(
                 132018,
-                format!("{what}: Param text cannot have new-line/tab characters or more than 4 consecutive spaces"),
+                format!(
+                    "{what}: Param text cannot have new-line/tab characters or more than 4 consecutive spaces"
+                ),
             ));
         }
     }
@@ -329,7 +356,10 @@ fn check_variables(
     }
     if named {
         for p in params {
-            let n = p.get("parameter_name").and_then(Value::as_str).unwrap_or("");
+            let n = p
+                .get("parameter_name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if !names.contains(&n) {
                 return Err(err(
                     132000,
@@ -342,7 +372,10 @@ fn check_variables(
         if !matches!(kind(p), "text" | "currency" | "date_time") {
             return Err(err(
                 132012,
-                format!("{what}: a parameter of type {} is not allowed here", kind(p)),
+                format!(
+                    "{what}: a parameter of type {} is not allowed here",
+                    kind(p)
+                ),
             ));
         }
     }
@@ -390,11 +423,18 @@ fn check_parameters(t: &Template, g: &Given<'_>) -> Result<(), GraphError> {
         .and_then(|b| b.get("buttons"))
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
-    for (i, sub, params) in &g.buttons {
+    for (i, sub, _) in &g.buttons {
         let Some(b) = buttons.get(*i) else {
-            return Err(err(132012, format!("button at index {i}: the template has no such button")));
+            return Err(err(
+                132012,
+                format!("button at index {i}: the template has no such button"),
+            ));
         };
-        let kind_of = b.get("type").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+        let kind_of = b
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase();
         if kind_of != *sub {
             return Err(err(
                 132012,
@@ -404,7 +444,11 @@ fn check_parameters(t: &Template, g: &Given<'_>) -> Result<(), GraphError> {
     }
     for (i, b) in buttons.iter().enumerate() {
         let kind_of = b.get("type").and_then(Value::as_str).unwrap_or("");
-        let sent = g.buttons.iter().find(|(idx, _, _)| *idx == i).map(|(_, _, p)| *p);
+        let sent = g
+            .buttons
+            .iter()
+            .find(|(idx, _, _)| *idx == i)
+            .map(|(_, _, p)| *p);
         let expected = match kind_of {
             "URL" => usize::from(
                 b.get("url")

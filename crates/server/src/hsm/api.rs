@@ -21,7 +21,9 @@ use store::auth::Role;
 use store::conversations::ConversationSummary;
 use store::templates::{TemplateFilter, TemplateRecord};
 
-use super::{Recipient, ReplyRouteSpec, TemplateSend, TemplateSent, definition, send_template_full};
+use super::{
+    Recipient, ReplyRouteSpec, TemplateSend, TemplateSent, definition, send_template_full,
+};
 use crate::access::{Access, require_permission};
 use crate::error::{ApiError, ApiResult};
 use crate::http::admin::message_view;
@@ -284,7 +286,9 @@ async fn build_send(
 async fn known_queue(app: &AppState, queue_id: i64) -> ApiResult<()> {
     match app.store.queue(queue_id).await? {
         Some(_) => Ok(()),
-        None => Err(ApiError::bad_request(format!("no queue with id {queue_id}"))),
+        None => Err(ApiError::bad_request(format!(
+            "no queue with id {queue_id}"
+        ))),
     }
 }
 
@@ -436,7 +440,9 @@ pub async fn apply_hsm_patch(
     {
         known_queue(app, q).await?;
     }
-    if p.hsm_queue_id.is_none() && p.hsm_reply_minutes.is_none() && p.hsm_fallback_queue_id.is_none()
+    if p.hsm_queue_id.is_none()
+        && p.hsm_reply_minutes.is_none()
+        && p.hsm_fallback_queue_id.is_none()
     {
         return Ok(app.store.channel_hsm_settings(channel_id).await?);
     }
@@ -446,7 +452,9 @@ pub async fn apply_hsm_patch(
         hsm_fallback_queue_id: p.hsm_fallback_queue_id,
     };
     Ok(Some(
-        app.store.set_channel_hsm_settings(channel_id, &patch).await?,
+        app.store
+            .set_channel_hsm_settings(channel_id, &patch)
+            .await?,
     ))
 }
 

@@ -197,7 +197,11 @@ pub async fn deliver(app: &AppState, d: Delivery) -> ApiResult<TemplateSent> {
         Some(user) => app.store.user_queue_ids(user).await?.first().copied(),
         None => None,
     };
-    let route_target = route_target(d.reply_route, &settings, conversation_queue.or(author_queue));
+    let route_target = route_target(
+        d.reply_route,
+        &settings,
+        conversation_queue.or(author_queue),
+    );
     let new_queue = match route_target {
         RouteTarget::Queue { queue_id } => queue_id.or(author_queue),
         RouteTarget::Agent {
@@ -229,7 +233,8 @@ pub async fn deliver(app: &AppState, d: Delivery) -> ApiResult<TemplateSent> {
         .await?
     {
         TemplateSendOutcome::Created { message, opened } => {
-            app.outbound.announce(message.conversation_id, &[message.id]);
+            app.outbound
+                .announce(message.conversation_id, &[message.id]);
             if opened {
                 app.live.publish(Notice::ConversationOpened {
                     conversation_id: message.conversation_id,
@@ -288,11 +293,17 @@ pub fn unusable_reason(status: &str) -> Option<String> {
         "APPROVED" => return None,
         "PAUSED" => "O template está pausado pela Meta por baixa qualidade (erro 132015).",
         "DISABLED" => "O template foi desativado pela Meta (erro 132016).",
-        "PENDING" | "IN_APPEAL" | "PENDING_DELETION" => "O template ainda não foi aprovado pela Meta.",
+        "PENDING" | "IN_APPEAL" | "PENDING_DELETION" => {
+            "O template ainda não foi aprovado pela Meta."
+        }
         "REJECTED" => "O template foi rejeitado pela Meta.",
         "DELETED" => "O template foi excluído.",
         "LIMIT_EXCEEDED" => "A conta atingiu o limite de templates da Meta.",
-        _ => return Some(format!("O template não pode ser enviado (situação {status}).")),
+        _ => {
+            return Some(format!(
+                "O template não pode ser enviado (situação {status})."
+            ));
+        }
     };
     Some(reason.to_owned())
 }
@@ -409,7 +420,10 @@ async fn open_queue(app: &AppState, conversation_id: Option<i64>) -> ApiResult<O
 /// The customer's number as WhatsApp wants it (E.164 digits), or 400 with the pt-BR reason.
 pub fn normalize_phone(raw: &str) -> ApiResult<String> {
     domain::phone::normalize_br(raw).map_err(|e| {
-        ApiError::BadRequest("invalid_phone", format!("Número de telefone inválido: {e}."))
+        ApiError::BadRequest(
+            "invalid_phone",
+            format!("Número de telefone inválido: {e}."),
+        )
     })
 }
 

@@ -121,8 +121,11 @@ pub fn from_components(def: &TemplateDefinition, components: &Value) -> Result<V
                     })
                     .ok_or_else(|| "components: a button needs its index".to_owned())?;
                 if let Some(value) = params.first().and_then(|p| {
-                    text_value(p)
-                        .or_else(|| p.get("coupon_code").and_then(Value::as_str).map(str::to_owned))
+                    text_value(p).or_else(|| {
+                        p.get("coupon_code")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    })
                 }) {
                     values.buttons.insert(index, value);
                 }

@@ -89,8 +89,10 @@ pub async fn list_channels(State(app): State<AppState>, who: Principal) -> ApiRe
     let mut channels = Vec::new();
     for record in app.store.channels().await? {
         let hsm = app.store.channel_hsm_settings(record.id).await?;
+        let account = crate::http::templates::prerequisites::account_fields(&app, record.id).await?;
         let mut view = serde_json::to_value(ChannelView::from(record)).unwrap_or_default();
         crate::hsm::api::add_hsm_settings(&mut view, hsm);
+        crate::http::templates::prerequisites::add_account_fields(&mut view, account);
         channels.push(view);
     }
     Ok(Json(json!({ "channels": channels })))
@@ -127,6 +129,9 @@ pub struct ChannelPatch {
     /// fallback queue of replies meant for an offline or full agent.
     #[serde(flatten)]
     hsm: crate::hsm::api::HsmPatch,
+    /// The Meta app id (media examples of templates) and an admin's messaging limit.
+    #[serde(flatten)]
+    account: crate::http::templates::prerequisites::AccountPatch,
 }
 
 pub async fn update_channel(
@@ -159,10 +164,13 @@ pub async fn update_channel(
         enabled: p.enabled,
     };
     let hsm = crate::hsm::api::apply_hsm_patch(&app, id, &p.hsm).await?;
+    let account =
+        crate::http::templates::prerequisites::apply_account_patch(&app, id, &p.account).await?;
     let record = app.store.update_channel(id, &update).await?;
     app.channels.reload().await?;
     let mut view = serde_json::to_value(ChannelView::from(record)).unwrap_or_default();
     crate::hsm::api::add_hsm_settings(&mut view, hsm);
+    crate::http::templates::prerequisites::add_account_fields(&mut view, account);
     Ok(Json(json!({ "channel": view })))
 }
 

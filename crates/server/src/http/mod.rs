@@ -9,18 +9,23 @@
 //! - `messages` and `media`: sending, reading, uploading and serving files;
 //! - `flows`: bot flows, queues, protocol lookup;
 //! - `admin`: channels, dead letters, API tokens;
+//! - `broadcasts`: broadcasts (audience, actions, report, export) and contacts' consent;
 //! - `ui`: the embedded web app; `headers`: security headers on every response.
 //!
 //! **Architecture Invariant:** handlers depend on `crate::state`, never on `crate::app`.
 
 pub mod admin;
 pub mod auth;
+pub mod broadcasts;
 pub mod desk;
 pub mod flows;
 pub mod headers;
 pub mod media;
 pub mod messages;
 pub mod people;
+pub mod permissions;
+pub mod schedules;
+pub mod templates;
 pub mod ui;
 pub mod webhook;
 
@@ -43,9 +48,13 @@ pub fn router(state: AppState) -> Router {
         .merge(people::routes())
         .merge(desk::routes())
         .merge(messages::routes())
+        .merge(broadcasts::routes())
         .merge(admin::routes())
+        .merge(templates::routes())
+        .merge(permissions::routes())
         .merge(flows::routes())
         .merge(crate::hsm::api::routes())
+        .merge(schedules::routes())
         .merge(crate::live::ws::routes());
     let simulator = state.simulator.as_ref().map(|sim| {
         sim.router().layer(axum::middleware::from_fn_with_state(

@@ -310,7 +310,8 @@ impl BroadcastWorker {
             Some(n) => *n,
             None => self.store.bulk_backlog(channel.id).await?,
         };
-        let mut want = lead - backlog;
+        // Refilled by halves: fewer, larger transactions than topping up every tick.
+        let mut want = if backlog * 2 > lead { 0 } else { lead - backlog };
         if want <= 0 {
             ahead.insert(channel.id, backlog);
             return Ok(false);

@@ -102,6 +102,8 @@ pub struct InboxProcessor {
     pub instance_id: String,
     /// With SQLite's single writer: this instance's writer, whose acknowledgements go first.
     pub yield_to: Option<InboxWriter>,
+    /// Wakes the template sync worker when a webhook named a template Atende does not know.
+    pub template_wake: Arc<Notify>,
 }
 
 /// Longest the processor stands aside for waiting acknowledgements before one batch, so a
@@ -157,6 +159,13 @@ impl InboxProcessor {
             for row in rows {
                 if shutdown.is_cancelled() {
                     break;
+                }
+                // Template webhooks set a template's state (idempotent), so they are applied before
+                // the row is marked done: a crash in between applies them again, harmlessly.
+                if mentions_templates(&row.body)
+                    && crate::workers::template_sync::apply_webhook(&self.store, &row.body).await?
+                {
+                    self.template_wake.notify_one();
                 }
                 match self.understand(&row.body) {
                     Ok(items) => batch.push((row.id, items)),
@@ -248,9 +257,11 @@ impl InboxProcessor {
         for entry in &envelope.entry {
             for change in &entry.changes {
                 let Some(value) = change.messages() else {
-                    // Other fields (template status, quality...) are kept verbatim in the inbox;
-                    // their handlers come with the features that need them.
-                    tracing::debug!(field = %change.field, "webhook field stored without processing");
+                    // Template fields were applied by `template_sync::apply_webhook`; others
+                    // (account updates...) are kept verbatim in the inbox.
+                    if !webhook::templates::is_template_field(&change.field) {
+                        tracing::debug!(field = %change.field, "webhook field stored without processing");
+                    }
                     continue;
                 };
                 let value = value.map_err(|e| format!("invalid messages value: {e}"))?;
@@ -271,6 +282,14 @@ impl InboxProcessor {
         }
         Ok(items)
     }
+}
+
+/// A cheap look before parsing a body a second time: most webhooks are messages and statuses.
+fn mentions_templates(body: &[u8]) -> bool {
+    const NEEDLES: [&[u8]; 2] = [b"message_template_", b"template_category_update"];
+    NEEDLES
+        .iter()
+        .any(|n| body.windows(n.len()).any(|w| w == *n))
 }
 
 fn collect_items(channel_id: i64, value: &MessagesValue, items: &mut Vec<InboundItem>) {

@@ -6,7 +6,8 @@
 //! - `media_download`: inbound files fetched from Meta;
 //! - `bot`: the flow interpreter's worker;
 //! - `broadcasts`: broadcasts' recipients into the outbox's bulk lane, their limits and stops;
-//! - `routing`: the desk worker (waiting conversations to agents, messages to the waiting).
+//! - `routing`: the desk worker (waiting conversations to agents, messages to the waiting);
+//! - `schedules`: scheduled messages fired once, and unanswered templates closed at expiry.
 
 pub mod bot;
 pub mod broadcasts;
@@ -14,4 +15,5 @@ pub mod inbox;
 pub mod media_download;
 pub mod outbound;
 pub mod routing;
+pub mod schedules;
 pub mod template_sync;

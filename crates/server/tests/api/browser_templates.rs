@@ -115,10 +115,11 @@ async fn composer_scenario(
             vec![],
         )
         .await?;
-    ensure!(hidden == json!(true), "the text row is hidden in template mode");
+    ensure!(
+        hidden == json!(true),
+        "the text row is hidden in template mode"
+    );
     page.wait_value("#tplc-template", &template_id.to_string())
-        .await?;
-    page.wait_text("#tplc-template option:checked", TEMPLATE)
         .await?;
 
     // Before anything is filled, the preview shows Meta's examples and sending is not possible.
@@ -127,31 +128,40 @@ async fn composer_scenario(
     page.wait_for("#tplc-send[disabled]").await?;
 
     // {{1}}: free text instead of the (unknown) contact name; {{2}}: the amount.
-    page.select(
-        "[data-testid=tplc-source][data-key='body.1']",
-        "free",
-    )
-    .await?;
+    page.select("[data-testid=tplc-source][data-key='body.1']", "free")
+        .await?;
     page.type_into("[data-testid=tplc-var][data-key='body.1']", "Maria")
         .await?;
     page.type_into("[data-testid=tplc-var][data-key='body.2']", "149,90")
         .await?;
     page.wait_text("#tplc-preview [data-testid=template-body]", FILLED)
         .await?;
-    page.wait_text("#tplc-preview [data-testid=template-footer]", "Atende Cobrança")
-        .await?;
+    page.wait_text(
+        "#tplc-preview [data-testid=template-footer]",
+        "Atende Cobrança",
+    )
+    .await?;
     page.wait_text("#tplc-preview [data-testid=template-button]", "Já paguei")
         .await?;
 
     // Sent: the thread shows it as the customer sees it, and its delivery status follows.
     page.click("#tplc-send:not([disabled])").await?;
     let sent_row = "#messages [data-testid=message][data-author=you]";
-    page.wait_text(&format!("{sent_row} [data-testid=template-message]"), FILLED)
-        .await?;
-    page.wait_text(&format!("{sent_row} [data-testid=template-footer]"), "Atende Cobrança")
-        .await?;
-    page.wait_text(&format!("{sent_row} [data-testid=template-button]"), "Já paguei")
-        .await?;
+    page.wait_text(
+        &format!("{sent_row} [data-testid=template-message]"),
+        FILLED,
+    )
+    .await?;
+    page.wait_text(
+        &format!("{sent_row} [data-testid=template-footer]"),
+        "Atende Cobrança",
+    )
+    .await?;
+    page.wait_text(
+        &format!("{sent_row} [data-testid=template-button]"),
+        "Já paguei",
+    )
+    .await?;
     page.wait_js(
         "the template's delivery status in the thread",
         "return [...document.querySelectorAll(arguments[0])].some(r => ['sent', 'delivered', 'read'].includes(r.dataset.status));",
@@ -186,10 +196,9 @@ async fn composer_scenario(
         .get_ok(&format!("/api/conversations/{conversation_id}/messages"))
         .await;
     ensure!(
-        stored["messages"]
-            .as_array()
-            .is_some_and(|ms| ms.iter().any(|m| m["kind"] == "template"
-                && m["template"]["rendered"]["body"] == FILLED)),
+        stored["messages"].as_array().is_some_and(|ms| ms
+            .iter()
+            .any(|m| m["kind"] == "template" && m["template"]["rendered"]["body"] == FILLED)),
         "the stored message is the rendered template: {stored}"
     );
     Ok(())
@@ -221,9 +230,13 @@ async fn editor_scenario(admin: &Person, page: &Page) -> anyhow::Result<()> {
     // A name with capitals and a space: the server's pt-BR rule, next to the field, as typed.
     page.type_into("#tpl-name", "Lembrete Fatura").await?;
     let name_error = "[data-testid=tpl-field-error][data-field=name]";
-    page.wait_text(name_error, "O nome aceita apenas letras minúsculas sem acento")
+    page.wait_text(
+        name_error,
+        "O nome aceita apenas letras minúsculas sem acento",
+    )
+    .await?;
+    page.wait_for(".field.field-missing[data-field=name]")
         .await?;
-    page.wait_for(".field.field-missing[data-field=name]").await?;
 
     // The body's variable asks for its example, and the preview fills it in.
     page.type_into("#tpl-body", "Olá, {{1}}! Sua fatura vence amanhã.")

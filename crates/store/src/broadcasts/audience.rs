@@ -88,7 +88,7 @@ type ContactRow = (
 );
 
 impl Store {
-    /// Replaces the audience of a draft: every recipient and rejected row, and the counts, in one
+    /// Replaces the audience of a draft (or a scheduled broadcast): every recipient and rejected row, and the counts, in one
     /// transaction. `Conflict` once the broadcast started.
     pub async fn replace_audience(
         &self,
@@ -113,7 +113,7 @@ impl Store {
             let Some((status, channel_id)) = row else {
                 return Err(StoreError::NotFound);
             };
-            if status != super::DRAFT {
+            if status != super::DRAFT && status != super::SCHEDULED {
                 return Err(StoreError::Conflict(
                     "the audience of a broadcast that started cannot change".into(),
                 ));

@@ -426,3 +426,36 @@ fn values_json_shape() {
     let empty: Values = serde_json::from_value(json!({})).unwrap();
     assert_eq!(empty, Values::default());
 }
+
+#[test]
+fn authentication_as_meta_reads_it_back() {
+    // GET /{template-id} of an authentication template: fixed body text, and the
+    // OTP button in its URL form.
+    let synced = json!({
+        "name": "codigo_acesso", "language": "pt_BR", "category": "AUTHENTICATION",
+        "components": [
+            {"type": "BODY", "text": "*{{1}}* é seu código de verificação. Para sua segurança, não o compartilhe.",
+             "add_security_recommendation": true},
+            {"type": "FOOTER", "text": "Este código expira em 10 minutos."},
+            {"type": "BUTTONS", "buttons": [{"type": "URL", "text": "Copiar código",
+             "url": "https://www.whatsapp.com/otp/code/?otp_type=COPY_CODE&code=otp{{1}}"}]}
+        ]
+    });
+    let d = def(&synced);
+    assert_eq!(validate(&d), vec![]);
+    let p = parameters(&d);
+    assert_eq!(p.body, vec!["1"]);
+    assert!(p.buttons.is_empty());
+    let code = Values::body([("1", "482913")]);
+    assert_eq!(check_values(&d, &code), vec![]);
+    assert_eq!(
+        send_components(&d, &code),
+        json!([
+            {"type": "body", "parameters": [{"type": "text", "text": "482913"}]},
+            {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "482913"}]}
+        ])
+    );
+    let r = render(&d, &code);
+    assert!(r.body.starts_with("*482913* é seu código"));
+    assert_eq!(r.buttons[0].url, None);
+}

@@ -23,6 +23,7 @@
 mod definition;
 pub mod hours;
 mod plan;
+mod reminders;
 #[cfg(test)]
 mod tests;
 mod timers;

@@ -109,6 +109,7 @@ impl BotWorker {
         let mut protocol_informed = conv.protocol_sent_at.is_some();
         let mut finish: Option<(BotOutcome, Option<(i64, i64)>)> = None;
         let mut sends = Vec::new();
+        let mut reminders = Vec::new();
         for action in &outcome.actions {
             if let Some(send) = outbound_content(action) {
                 sends.push(send);
@@ -162,9 +163,22 @@ impl BotWorker {
                     finish = Some((BotOutcome::Ended, None));
                     break;
                 }
+                Action::ScheduleReminder {
+                    template,
+                    language,
+                    when,
+                    variables,
+                } => reminders.push(super::reminders::Reminder {
+                    template: template.clone(),
+                    language: language.clone(),
+                    when: when.clone(),
+                    variables: variables.clone(),
+                }),
                 _ => {}
             }
         }
+        // Before the commit, keyed by the turn's input: a retried or raced turn schedules once.
+        self.schedule_reminders(conv, &reminders, &key_base).await?;
         let input_message_id = message
             .as_ref()
             .map(|m| m.id)
