@@ -72,7 +72,7 @@ export function audienceStep(container, { broadcast, template, editable, onChang
 
   function renderMapping() {
     if (!columns.length || !editable) return replace(mappingBox);
-    const targets = [{ key: "phone", label: t("bc.mapPhone") }, { key: "name", label: t("bc.mapName"), optional: true }, ...variables.map((v) => ({ key: keyOf(v), label: v.part === "button" ? t("tplc.buttonVar", { n: v.index + 1 }) : `{{${v.name}}}` }))];
+    const targets = [{ key: "phone", label: t("bc.mapPhone") }, { key: "name", label: t("bc.mapName"), optional: true }, ...variables.map((v) => ({ key: keyOf(v), label: v.part === "button" ? t("tplc.buttonVar", { n: v.index + 1 }) : v.part === "header" ? t("tplc.headerVar", { name: v.name }) : `{{${v.name}}}` }))];
     const selects = targets.map((target) => {
       const sel = h(
         "select",

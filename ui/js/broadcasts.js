@@ -313,7 +313,21 @@ function broadcastView(container, id, { onChanged }) {
       reportBox,
       h("h3", { i18n: "bc.reportTitle" }),
       h("progress", { id: "bc-progress", max: String(total || 1), value: String((r.sent || 0) + (r.delivered || 0) + (r.read || 0) + (r.failed || 0)) }),
-      h("div", { class: "bc-counts" }, item("recipients", total), item("queued", r.queued), item("sent", r.sent), item("delivered", r.delivered), item("read", r.read), item("failed", r.failed), item("replied", r.replied), item("opted_out", r.opted_out ?? r.skipped_opted_out)),
+      // The store counts each recipient in its current state only; people read a funnel, so
+      // "sent" includes the delivered and read ones, and "delivered" the read ones.
+      h(
+        "div",
+        { class: "bc-counts" },
+        item("recipients", total),
+        item("pending", r.pending),
+        item("queued", r.queued),
+        item("sent", (r.sent || 0) + (r.delivered || 0) + (r.read || 0)),
+        item("delivered", (r.delivered || 0) + (r.read || 0)),
+        item("read", r.read),
+        item("failed", r.failed),
+        item("replied", r.replied),
+        item("opted_out", (r.opted_out || 0) + (r.skipped_opted_out || 0)),
+      ),
       failures.length
         ? h(
             "table",

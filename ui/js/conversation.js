@@ -157,6 +157,7 @@ export function conversationView(container, id, { user, mode = "desk", onLeave, 
     if (isClosed(c)) return "conv.readOnly.closed";
     if (mode === "supervise") return "conv.readOnly.supervise";
     if (c.state === "bot") return "conv.readOnly.bot";
+    if (c.state === "awaiting_reply") return "conv.readOnly.awaitingReply";
     if (c.state === "queued") return "conv.readOnly.queued";
     return "conv.readOnly.other";
   }

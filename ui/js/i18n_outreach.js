@@ -4,6 +4,8 @@
 export const OUTREACH_STRINGS = {
   "pt-BR": {
     "nav.broadcasts": "Disparos",
+    "state.awaiting_reply": "Aguardando resposta",
+    "conv.readOnly.awaitingReply": "Um modelo foi enviado e a conversa aguarda a resposta do cliente; ela irá para a fila ou o atendente escolhido no envio.",
 
     "tplc.open": "Enviar um modelo (HSM)",
     "tplc.template": "Modelo",
@@ -158,7 +160,8 @@ export const OUTREACH_STRINGS = {
     "bc.finishedAt": "Terminado em {when}",
     "bc.reportTitle": "Andamento",
     "bc.report.recipients": "destinatários",
-    "bc.report.queued": "na fila",
+    "bc.report.pending": "aguardando a vez",
+    "bc.report.queued": "na fila de envio",
     "bc.report.sent": "enviadas",
     "bc.report.delivered": "entregues",
     "bc.report.read": "lidas",
@@ -168,6 +171,8 @@ export const OUTREACH_STRINGS = {
   },
   en: {
     "nav.broadcasts": "Broadcasts",
+    "state.awaiting_reply": "Awaiting reply",
+    "conv.readOnly.awaitingReply": "A template was sent and the conversation waits for the customer's reply; it will go to the queue or agent chosen on sending.",
 
     "tplc.open": "Send a template (HSM)",
     "tplc.template": "Template",
@@ -322,6 +327,7 @@ export const OUTREACH_STRINGS = {
     "bc.finishedAt": "Finished at {when}",
     "bc.reportTitle": "Progress",
     "bc.report.recipients": "recipients",
+    "bc.report.pending": "waiting their turn",
     "bc.report.queued": "queued",
     "bc.report.sent": "sent",
     "bc.report.delivered": "delivered",

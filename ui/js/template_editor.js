@@ -102,6 +102,8 @@ export function templateEditor(container, { channelId, template, onDone, onCance
     },
   );
   formatSelect.disabled = editing;
+  // Meta keeps an approved template's category (it re-categorizes by itself, with a webhook).
+  categorySelect.disabled = editing && String(template.status || "").toUpperCase() === "APPROVED";
 
   // Header
   const headerFormat = select("tpl-header-format", HEADER_FORMATS.map((f) => ({ value: f, i18n: `tpl.header.${f}` })), state.header.format, (v) => {
@@ -398,7 +400,8 @@ export function templateEditor(container, { channelId, template, onDone, onCance
   renderExamples();
   renderButtons();
   changed();
-  (editing ? bodyInput : nameInput).focus();
+  // Without scrolling: the note on top says what saving does to the template's state.
+  (editing ? bodyInput : nameInput).focus({ preventScroll: true });
 
   return {
     destroy() {

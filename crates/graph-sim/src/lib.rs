@@ -54,7 +54,7 @@ pub use customer::{
 
 pub use account::PhoneSettings;
 pub use openapi::{RequestKind, Violation};
-pub use sim_api::MarketingFault;
+pub use sim_api::{MarketingFault, RestoredTemplate};
 pub use templates::review::TemplateChange;
 pub use templates::{AutoReview, RecordedRequest, RenderedButton, RenderedTemplate, Template};
 

@@ -32,6 +32,19 @@ impl MarketingFault {
 
 type Answer = Result<Option<(u16, String)>, SimError>;
 
+/// A template to put back with [`GraphSim::restore_template`].
+#[derive(Debug, Clone)]
+pub struct RestoredTemplate {
+    pub id: String,
+    pub waba_id: String,
+    pub name: String,
+    pub language: String,
+    pub category: String,
+    pub status: String,
+    pub components: Value,
+    pub parameter_format: String,
+}
+
 impl GraphSim {
     /// Templates of every WABA, in creation order.
     pub fn templates(&self) -> Vec<Template> {
@@ -80,6 +93,26 @@ impl GraphSim {
         );
         self.shared.update(|s| s.templates.push(t));
         id
+    }
+
+    /// Puts back a template the simulator knew before a restart, under the same id (the demo
+    /// restores what Atende has stored, since the simulator keeps nothing on disk). A template
+    /// with that id already present is replaced.
+    pub fn restore_template(&self, t: RestoredTemplate) {
+        let restored = Template::new(
+            t.id,
+            &t.waba_id,
+            &t.name,
+            &t.language,
+            &t.category,
+            &t.status,
+            t.components,
+            &t.parameter_format,
+        );
+        self.shared.update(|s| {
+            s.templates.retain(|known| known.id != restored.id);
+            s.templates.push(restored);
+        });
     }
 
     /// Like [`GraphSim::add_template`] for a NAMED template (`{{first_name}}` variables).

@@ -13,7 +13,9 @@ use axum::extract::{FromRequestParts, OriginalUri, Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use graph_sim::{GraphSim, PhoneNumber, SimConfig};
+use std::time::Duration;
+
+use graph_sim::{AutoReview, GraphSim, PhoneNumber, RestoredTemplate, SimConfig};
 use store::auth::Role;
 
 use crate::channels::{ChannelInput, ChannelRegistry};
@@ -88,7 +90,75 @@ pub async fn start(
     cfg.webhook_url = Some(format!("http://127.0.0.1:{port}/webhooks/whatsapp"));
     let sim = GraphSim::new(cfg)?;
     sim.set_base_url(base_url);
+    // Meta reviews a new template in minutes; the simulator approves it after a few seconds (and
+    // says so with the signed webhook), so the whole template journey can be tried.
+    sim.set_template_review(Some(AutoReview::approve_after(DEMO_REVIEW_TIME)));
+    store
+        .set_channel_account(channel.id, Some(Some(sim.app_id())), None)
+        .await?;
+    restore_templates(&sim, store).await?;
     Ok(sim)
+}
+
+const DEMO_REVIEW_TIME: Duration = Duration::from_secs(5);
+
+/// The simulator keeps nothing on disk: what Atende stored of the simulated WABA is put back
+/// (same ids, same states), so the periodic sync does not see the templates as deleted at "Meta".
+/// On the first run, two pt-BR templates are there already approved, ready to send.
+async fn restore_templates(sim: &GraphSim, store: &store::Store) -> anyhow::Result<()> {
+    let stored = store
+        .templates_of_waba(SIM_WABA_ID, &store::templates::TemplateFilter::default())
+        .await?;
+    let mut restored = 0;
+    for t in stored {
+        let Some(id) = t.meta_id.clone() else { continue };
+        sim.restore_template(RestoredTemplate {
+            id,
+            waba_id: t.waba_id,
+            name: t.name,
+            language: t.language,
+            category: t.category,
+            status: t.status,
+            components: serde_json::from_str(&t.components)?,
+            parameter_format: t.parameter_format,
+        });
+        restored += 1;
+    }
+    if restored == 0 {
+        for (name, components) in demo_templates() {
+            sim.add_template(SIM_WABA_ID, name, "pt_BR", "UTILITY", "APPROVED", components);
+        }
+    }
+    Ok(())
+}
+
+fn demo_templates() -> [(&'static str, serde_json::Value); 2] {
+    [
+        (
+            "retorno_atendimento",
+            serde_json::json!([
+                {"type": "BODY",
+                 "text": "Olá, {{1}}! Aqui é {{2}}, sobre o seu atendimento de protocolo {{3}}. Podemos continuar a conversa por aqui?",
+                 "example": {"body_text": [["Ana", "Carla", "20261202000123"]]}},
+                {"type": "FOOTER", "text": "Atende, demonstração"},
+                {"type": "BUTTONS", "buttons": [
+                    {"type": "QUICK_REPLY", "text": "Falar com atendente"},
+                    {"type": "QUICK_REPLY", "text": "Não, obrigado"}]}
+            ]),
+        ),
+        (
+            "lembrete_pagamento",
+            serde_json::json!([
+                {"type": "HEADER", "format": "TEXT", "text": "Lembrete de pagamento"},
+                {"type": "BODY",
+                 "text": "Olá, {{1}}. Sua fatura de {{2}} vence em {{3}}. Se já pagou, desconsidere esta mensagem.",
+                 "example": {"body_text": [["Ana", "R$ 120,00", "10/12"]]}},
+                {"type": "BUTTONS", "buttons": [
+                    {"type": "QUICK_REPLY", "text": "Já paguei"},
+                    {"type": "QUICK_REPLY", "text": "Falar com atendente"}]}
+            ]),
+        ),
+    ]
 }
 
 /// The control endpoints the simulator page uses; every other `/_sim` path is a 404 here.

@@ -255,7 +255,8 @@ impl Store {
                         "UPDATE templates SET meta_id = COALESCE($2, meta_id), name = $3,
                             language = $4, category = $5, status = $6, parameter_format = $7,
                             components = $8, quality = COALESCE($9, quality),
-                            rejected_reason = COALESCE($10, rejected_reason),
+                            rejected_reason = CASE WHEN $6 = 'REJECTED'
+                                THEN COALESCE($10, rejected_reason) ELSE NULL END,
                             rejection_recommendation = CASE WHEN $6 = 'REJECTED'
                                 THEN rejection_recommendation ELSE NULL END,
                             updated_at = CASE WHEN $11 THEN $12 ELSE updated_at END,

@@ -21,9 +21,9 @@ pub enum GraphError {
         /// Quote it to Meta support.
         fbtrace_id: Option<String>,
         /// `error_user_title` / `error_user_msg`: what Meta wants shown to a person, verbatim
-        /// (template creation and edit refusals carry the rule broken here).
-        user_title: Option<String>,
-        user_msg: Option<String>,
+        /// (template creation and edit refusals carry the rule broken here). Boxed: rare, and
+        /// it keeps every `Result<_, GraphError>` small.
+        user: Option<Box<UserMessage>>,
     },
     #[error("network error: {0}")]
     Network(String),
@@ -33,6 +33,19 @@ pub enum GraphError {
     /// (then `http_status` is 0: nothing was sent).
     #[error("unexpected Graph API response (HTTP {http_status}): {body}")]
     Unexpected { http_status: u16, body: String },
+}
+
+/// What Meta wants shown to a person about a refusal (`error_user_title`, `error_user_msg`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserMessage {
+    pub title: Option<String>,
+    pub message: Option<String>,
+}
+
+impl UserMessage {
+    fn from_parts(title: Option<String>, message: Option<String>) -> Option<Box<UserMessage>> {
+        (title.is_some() || message.is_some()).then(|| Box::new(UserMessage { title, message }))
+    }
 }
 
 /// What the outbox should do with a message whose send failed.
@@ -137,8 +150,10 @@ impl GraphError {
                     message: text("/message").unwrap_or_default(),
                     details: text("/error_data/details"),
                     fbtrace_id: text("/fbtrace_id"),
-                    user_title: text("/error_user_title"),
-                    user_msg: text("/error_user_msg"),
+                    user: UserMessage::from_parts(
+                        text("/error_user_title"),
+                        text("/error_user_msg"),
+                    ),
                 }
             }
             _ => GraphError::Unexpected {
@@ -483,8 +498,7 @@ mod tests {
                 message: "Error validating access token".into(),
                 details: None,
                 fbtrace_id: Some("AazTVYQ".into()),
-                user_title: None,
-                user_msg: None,
+                user: None,
             }
         );
         assert_eq!(e.disposition(), Disposition::InvalidToken);

@@ -293,10 +293,18 @@ pub async fn validate(
 ) -> ApiResult<Json<Value>> {
     who.require(STAFF)?;
     require_permission(&app, &who, Permission::ManageTemplates).await?;
-    let waba_id = channel_of(&app, input.channel_id)?.waba_id.clone();
+    // Without a channel yet, only the rules that need no WABA are checked.
+    let waba_id = match channel_of(&app, input.channel_id) {
+        Ok(c) => Some(c.waba_id.clone()),
+        Err(ApiError::Conflict("no_channel", _)) => None,
+        Err(e) => return Err(e),
+    };
     let (problems, preview, parameters) = match definition_of(&input) {
         Ok(def) => {
-            let problems = problems_of(&app, &waba_id, &def, input.button_actions.as_ref()).await?;
+            let problems = match &waba_id {
+                Some(w) => problems_of(&app, w, &def, input.button_actions.as_ref()).await?,
+                None => domain::template::validate(&def),
+            };
             let values = match (&input.values, &input.variables) {
                 (Some(v), _) => v.clone(),
                 (None, Some(flat)) => Values::from_variables(&def, flat),
@@ -340,6 +348,8 @@ pub async fn create(
         return Err(ApiError::problems("invalid_template", &problems));
     }
     let body = serde_json::to_value(&def).map_err(|e| ApiError::Internal(e.into()))?;
+    // Whatever Meta says of the template from now on (its answer, webhooks) is newer than this.
+    let sent_at = store::now_ms();
     let created = app
         .graph
         .create_template(&channel.creds(), &channel.waba_id, &body)
@@ -367,12 +377,7 @@ pub async fn create(
     };
     let (mut record, _) = app
         .store
-        .upsert_template(&upsert_of(
-            &channel.waba_id,
-            &meta,
-            store::now_ms(),
-            who.user_id(),
-        ))
+        .upsert_template(&upsert_of(&channel.waba_id, &meta, sent_at, who.user_id()))
         .await?;
     if let Some(actions) = &input.button_actions {
         let json = button_actions_json(&def, actions)
@@ -554,6 +559,7 @@ pub async fn edit(
     if category != t.category {
         edit_body["category"] = json!(category);
     }
+    let sent_at = store::now_ms();
     app.graph
         .edit_template(&channel.creds(), &meta_id, &edit_body)
         .await
@@ -586,7 +592,7 @@ pub async fn edit(
                 components: Some(components_after),
                 rejected_reason: Some(None),
                 rejection_recommendation: Some(None),
-                status_at: Some(store::now_ms()),
+                status_at: Some(sent_at),
                 ..Default::default()
             },
         )

@@ -150,7 +150,11 @@ impl ScheduleWorker {
         let sent = match s.kind.as_str() {
             "template" => {
                 let template_id = s.template_id.ok_or_else(|| {
-                    Failure::Permanent("invalid".into(), "Agendamento sem template.".into())
+                    let what = s.note.as_deref().unwrap_or("sem template");
+                    Failure::Permanent(
+                        "template_not_found".into(),
+                        format!("O template do agendamento não existe nesta conta ({what})."),
+                    )
                 })?;
                 let values: Values = match s.template_values.as_deref() {
                     Some(json) => serde_json::from_str(json).map_err(|e| {

@@ -434,11 +434,6 @@ async fn slow_channel_is_paced(app: TestApp) {
     assert_eq!(times.len(), 80);
     let span = times[79].duration_since(times[0]).unwrap().as_secs_f64();
     let achieved = 79.0 / span;
-    let gaps: Vec<u128> = times
-        .windows(2)
-        .map(|w| w[1].duration_since(w[0]).unwrap().as_millis())
-        .collect();
-    eprintln!("gaps: {gaps:?}");
     let max = app.sim.max_sends_in_any_second(PHONE_NUMBER_ID);
     eprintln!("20/s channel: achieved {achieved:.1}/s, busiest second {max}");
     assert!(max as i64 <= rate, "{max} in one second");

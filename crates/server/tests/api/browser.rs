@@ -211,7 +211,12 @@ impl Page {
     }
 
     /// Runs `script` until it returns something other than null or false, and returns that.
-    pub(crate) async fn wait_js(&self, what: &str, script: &str, args: Vec<Value>) -> anyhow::Result<Value> {
+    pub(crate) async fn wait_js(
+        &self,
+        what: &str,
+        script: &str,
+        args: Vec<Value>,
+    ) -> anyhow::Result<Value> {
         let deadline = Instant::now() + STEP_TIMEOUT;
         loop {
             let v = self.eval(script, args.clone()).await?;

@@ -296,6 +296,23 @@ async fn after_the_route_expires_the_bot_answers(app: TestApp) {
     })
     .await;
     assert!(texts_to(&app, wa_id)[0].contains(fresh["protocol"].as_str().unwrap()));
+
+    // A template sent without routing: the answer meets the bot in the same conversation.
+    let plain = "5511987651022";
+    let c = send_reminder(&app, template_id, plain, json!({ "target": "none" })).await;
+    let id = c["id"].as_i64().unwrap();
+    wait_templates_to(&app, plain, 1).await;
+    say(&app, plain, "Oi").await;
+    let c = wait_conversation(&app, id, "the bot takes the answer", |c| {
+        c["state"] == "bot"
+    })
+    .await;
+    wait_until("the bot's greeting", TIMEOUT, || async {
+        texts_to(&app, plain).len() >= 2
+    })
+    .await;
+    assert!(texts_to(&app, plain)[0].contains(c["protocol"].as_str().unwrap()));
+    assert_eq!(routes_of(&app, id).await[0].outcome.as_deref(), Some("bot"));
 }
 
 async fn quick_replies_are_answered_or_routed(app: TestApp) {

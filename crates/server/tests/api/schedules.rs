@@ -15,6 +15,7 @@ use crate::on_both_backends;
 on_both_backends!(
     schedules_are_listed_edited_and_cancelled,
     a_schedule_whose_template_was_paused_fails_with_its_reason,
+    the_bot_schedules_a_reminder,
 );
 
 fn reminder(template_id: i64, extra: Value) -> Value {
@@ -504,4 +505,105 @@ async fn postgres_two_instances_fire_each_schedule_once() {
         N,
         "no schedule fired twice"
     );
+}
+
+/// The flow step "agendar lembrete": the customer gives a due date, the bot schedules the
+/// template for the day before at 09:00 (São Paulo), and one that is due fires like any other.
+async fn the_bot_schedules_a_reminder(app: TestApp) {
+    let template_id = seed_template(&app, "lembrete", reminder_components()).await;
+    let flow = json!({
+        "start": "menu",
+        "human_queue": "atendimento",
+        "steps": {
+            "menu": {"type": "menu", "text": "Escolha:", "options": [
+                {"id": "lembrar", "title": "Lembrete", "next": "data"},
+                {"id": "agora", "title": "Lembrete já", "next": "ja"},
+                {"id": "humano", "title": "Atendente", "next": "humano"}]},
+            "data": {"type": "ask", "text": "Qual o vencimento?", "validator": "date",
+                     "save_to": "custom.vencimento", "next": "agendar", "on_fail": "humano"},
+            "agendar": {"type": "schedule_reminder", "template": "lembrete",
+                        "date_field": "custom.vencimento", "days_before": 1,
+                        "variables": {"1": "{{nome}}", "2": "R$ 99,00"},
+                        "text": "Combinado! Vamos lembrar você.", "next": "fim"},
+            "ja": {"type": "schedule_reminder", "template": "lembrete", "delay_minutes": 0,
+                   "variables": {"1": "Cliente", "2": "R$ 1,00"}, "next": "fim"},
+            "fim": {"type": "end", "text": "Até logo!"},
+            "humano": {"type": "handoff", "queue": "atendimento"}
+        }
+    });
+    let resp = app
+        .api_post(
+            "/api/flows",
+            &json!({ "name": "Lembretes", "definition": flow }),
+        )
+        .await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let say = |wa_id: &'static str, text: &'static str| {
+        let app = &app;
+        async move {
+            let (_, payload) = app
+                .builder
+                .text(&graph_sim::Customer::new(wa_id, "Ana"), text);
+            assert_eq!(app.post_webhook(&payload).await.status(), 200);
+            app.inbox_drained().await;
+        }
+    };
+    let texts_to = |wa_id: &'static str| {
+        app.sim
+            .sent_messages()
+            .into_iter()
+            .filter(|m| m.to == wa_id)
+            .count()
+    };
+    // On a date: the day before at 09:00 in São Paulo.
+    let wa_id = "5511987652031";
+    say(wa_id, "Oi").await;
+    wait_until("the menu", TIMEOUT, || async { texts_to(wa_id) >= 1 }).await;
+    say(wa_id, "Lembrete").await;
+    wait_until("the question", TIMEOUT, || async { texts_to(wa_id) >= 2 }).await;
+    say(wa_id, "25/12/2030").await;
+    let list = wait_until_some(&app, wa_id).await;
+    let s = &list[0];
+    assert_eq!(
+        (s["state"].as_str(), s["created_via"].as_str()),
+        (Some("pending"), Some("bot")),
+        "{s}"
+    );
+    assert_eq!(s["template_id"], template_id);
+    assert_eq!(s["template_values"]["body"]["2"], "R$ 99,00");
+    let expected = "2030-12-24T12:00:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond();
+    assert_eq!(s["due_at"], expected);
+    // Right away: it fires.
+    let now_id = "5511987652032";
+    say(now_id, "Oi").await;
+    wait_until("the menu", TIMEOUT, || async { texts_to(now_id) >= 1 }).await;
+    say(now_id, "Lembrete já").await;
+    let list = wait_until_some(&app, now_id).await;
+    wait_schedule_at(&app, &app.address, list[0]["id"].as_i64().unwrap(), "sent").await;
+    let out = crate::hsm_send::wait_templates_to(&app, now_id, 1).await;
+    assert_eq!(
+        out[0].body["template"]["components"][0]["parameters"][0]["text"],
+        "Cliente"
+    );
+}
+
+/// The schedules of a customer, once there is one.
+async fn wait_until_some(app: &TestApp, wa_id: &str) -> Vec<Value> {
+    let mine = || async {
+        app.api_get("/api/schedules").await["schedules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["contact_wa_id"] == wa_id)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    wait_until(&format!("a schedule for {wa_id}"), TIMEOUT, || async {
+        !mine().await.is_empty()
+    })
+    .await;
+    mine().await
 }

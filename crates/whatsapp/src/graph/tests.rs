@@ -285,8 +285,7 @@ async fn graph_error_body_is_parsed() {
                     .into()
             ),
             fbtrace_id: Some("AazTVYQ1".into()),
-            user_title: None,
-            user_msg: None,
+            user: None,
         }
     );
     assert_eq!(err.code(), Some(131047));

@@ -94,16 +94,15 @@ pub fn meta_error_json(e: &GraphError) -> Value {
             message,
             details,
             fbtrace_id,
-            user_title,
-            user_msg,
+            user,
         } => json!({
             "http_status": http_status,
             "code": code,
             "subcode": subcode,
             "message": message,
             "details": details,
-            "error_user_title": user_title,
-            "error_user_msg": user_msg,
+            "error_user_title": user.as_ref().and_then(|u| u.title.clone()),
+            "error_user_msg": user.as_ref().and_then(|u| u.message.clone()),
             "fbtrace_id": fbtrace_id,
         }),
         GraphError::Network(m) => json!({ "network": m }),
@@ -120,15 +119,13 @@ pub fn meta_error_json(e: &GraphError) -> Value {
 /// message that quotes Meta's own words for the user when it sent some.
 pub fn meta_api_error(e: &GraphError) -> ApiError {
     let mut message = e.explain_pt_br();
-    if let GraphError::Api {
-        user_title,
-        user_msg,
-        code,
-        ..
-    } = e
-    {
+    if let GraphError::Api { user, code, .. } = e {
         message = format!("{message} (erro {code} da Meta)");
-        match (user_title, user_msg) {
+        let (title, text) = user
+            .as_ref()
+            .map(|u| (u.title.as_deref(), u.message.as_deref()))
+            .unwrap_or_default();
+        match (title, text) {
             (Some(t), Some(m)) => message = format!("{message}: {t} — {m}"),
             (None, Some(m)) | (Some(m), None) => message = format!("{message}: {m}"),
             (None, None) => {}
