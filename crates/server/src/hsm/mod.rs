@@ -12,7 +12,7 @@
 pub mod api;
 pub mod values;
 
-use domain::template::{Problem, Rendered, TemplateDefinition, Values};
+use domain::template::{Rendered, TemplateDefinition, Values};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::conversations::MessageRecord;
@@ -115,11 +115,7 @@ pub async fn send_template_full(
     })?;
     let problems = domain::template::check_values(&def, &req.values);
     if !problems.is_empty() {
-        return Err(problems_error(
-            "invalid_template_values",
-            "Os valores não correspondem às variáveis do template.",
-            &problems,
-        ));
+        return Err(ApiError::problems("invalid_template_values", &problems));
     }
     let rendered = domain::template::render(&def, &req.values);
     let components = req
@@ -310,23 +306,7 @@ pub fn unusable_reason(status: &str) -> Option<String> {
 
 /// The stored template as `domain::template`'s definition.
 pub fn definition(t: &TemplateRecord) -> Result<TemplateDefinition, String> {
-    let components: Value = serde_json::from_str(&t.components).map_err(|e| e.to_string())?;
-    serde_json::from_value(json!({
-        "name": t.name, "language": t.language, "category": t.category,
-        "parameter_format": t.parameter_format, "components": components,
-    }))
-    .map_err(|e| e.to_string())
-}
-
-/// 422 with every problem, in the contract's shape.
-pub fn problems_error(code: &'static str, message: &str, problems: &[Problem]) -> ApiError {
-    let list: Vec<Value> = problems
-        .iter()
-        .map(|p| {
-            json!({ "field": p.field, "code": p.code, "message": p.message_pt, "message_en": p.message_en })
-        })
-        .collect();
-    ApiError::Unprocessable(code, message.to_owned(), json!({ "problems": list }))
+    t.definition().map_err(|e| e.to_string())
 }
 
 /// The outbox form of the template plus what the message view shows: which template, and the

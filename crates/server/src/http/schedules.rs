@@ -402,11 +402,7 @@ async fn checked_template(
     };
     let problems = domain::template::check_values(&def, &values);
     if !problems.is_empty() {
-        return Err(hsm::problems_error(
-            "invalid_template_values",
-            "Os valores não correspondem às variáveis do template.",
-            &problems,
-        ));
+        return Err(ApiError::problems("invalid_template_values", &problems));
     }
     Ok((template.id, values))
 }

@@ -248,7 +248,10 @@ fn classify(e: ApiError) -> Failure {
             let reason = if problems.is_empty() {
                 reason
             } else {
-                format!("{reason} {}", problems.join(" "))
+                format!(
+                    "Os valores não servem mais ao template: {}",
+                    problems.join(" ")
+                )
             };
             Failure::Permanent(code.into(), reason)
         }

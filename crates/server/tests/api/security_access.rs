@@ -136,7 +136,7 @@ async fn an_agent_starting_a_conversation_does_not_read_other_queues_history(app
     );
 
     // Kai, who transferred queue 2's conversation, reads it when he serves the customer again;
-    // not Ana's conversation, which was in no queue of his and never his.
+    // and Ana's, since a conversation an agent starts belongs to her queue (queue 1, his too).
     finalize(&ana, current, done).await;
     let (status, again) = kai
         .post("/api/conversations", &json!({ "wa_id": wa_id }))
@@ -146,6 +146,11 @@ async fn an_agent_starting_a_conversation_does_not_read_other_queues_history(app
     assert_eq!(notes["notes"][0]["body"], "segredo da fila 2");
     assert_eq!(
         kai.get(&format!("/api/conversations/{current}")).await.0,
+        200
+    );
+    // Mel (queue 2) never reads Ana's queue-1 conversation.
+    assert_eq!(
+        mel.get(&format!("/api/conversations/{current}")).await.0,
         404
     );
     // Mel, serving nobody of this customer now, reads only what was hers.

@@ -128,3 +128,7 @@ CREATE INDEX messaging_reach_window ON messaging_reach (waba_id, reached_at);
 -- instead of being sent again; failed messages are looked up by time to stop on quality signals.
 CREATE INDEX wa_statuses_recipient ON wa_statuses (channel_id, recipient_id, received_at);
 CREATE INDEX messages_failed ON messages (channel_id, updated_at) WHERE status = 'failed';
+
+-- A broadcast leaves thousands of conversations awaiting a reply; the sweep that closes the
+-- unanswered ones (store::reply_routes, Store::close_unanswered) looks up each one's open routes.
+CREATE INDEX reply_routes_conversation_open ON reply_routes (conversation_id) WHERE answered_at IS NULL;

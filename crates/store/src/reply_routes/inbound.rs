@@ -189,8 +189,10 @@ macro_rules! plan_reply_routing {
     ($tx:expr, $now:expr, $contact_id:expr, $open_state:expr, $kind:expr, $content_json:expr) => {{
         let open_state: Option<&str> = $open_state;
         let tap = $crate::reply_routes::ButtonTap::of_message($kind, $content_json);
+        // In an ongoing conversation only a template's own quick reply (`type: button`) is
+        // about a route; an interactive reply answers the bot's or an agent's buttons.
         let consult = open_state.is_none_or(|s| s == $crate::reply_routes::AWAITING_REPLY_STATE)
-            || tap.is_some();
+            || (tap.is_some() && $kind == "button");
         if !consult {
             ($crate::reply_routes::ReplyPlan::Usual, None)
         } else {
