@@ -96,7 +96,7 @@ function createForm(container, { onCreated }) {
   const channel = h("select", { id: "bc-channel" });
   const template = h("select", { id: "bc-template" });
   const queue = h("select", { id: "bc-queue" }, h("option", { value: "", i18n: "bc.noQueue" }));
-  const route = h("select", { id: "bc-route" }, ["channel_default", "queue", "bot"].map((v) => h("option", { value: v, i18n: `bc.route.${v}` })));
+  const route = h("select", { id: "bc-route" }, ["channel", "queue", "bot"].map((v) => h("option", { value: v, i18n: `bc.route.${v}` })));
   const minutes = h("input", { id: "bc-reply-minutes", type: "number", min: 1, max: 43200, i18nPlaceholder: "bc.replyMinutesDefault" });
   const startNow = h("input", { type: "radio", name: "bc-start", id: "bc-start-now", value: "now", checked: true });
   const startAt = h("input", { type: "radio", name: "bc-start", id: "bc-start-at", value: "at" });

@@ -155,7 +155,10 @@ pub async fn has_permission(
     who: &Principal,
     p: domain::permissions::Permission,
 ) -> ApiResult<bool> {
-    Ok(app.store.role_has_permission(who.role().as_str(), p).await?)
+    Ok(app
+        .store
+        .role_has_permission(who.role().as_str(), p)
+        .await?)
 }
 
 /// 403 with the pt-BR sentence naming the permission unless the caller has it. Queue scoping is

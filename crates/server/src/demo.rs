@@ -111,7 +111,9 @@ async fn restore_templates(sim: &GraphSim, store: &store::Store) -> anyhow::Resu
         .await?;
     let mut restored = 0;
     for t in stored {
-        let Some(id) = t.meta_id.clone() else { continue };
+        let Some(id) = t.meta_id.clone() else {
+            continue;
+        };
         sim.restore_template(RestoredTemplate {
             id,
             waba_id: t.waba_id,
@@ -126,7 +128,14 @@ async fn restore_templates(sim: &GraphSim, store: &store::Store) -> anyhow::Resu
     }
     if restored == 0 {
         for (name, components) in demo_templates() {
-            sim.add_template(SIM_WABA_ID, name, "pt_BR", "UTILITY", "APPROVED", components);
+            sim.add_template(
+                SIM_WABA_ID,
+                name,
+                "pt_BR",
+                "UTILITY",
+                "APPROVED",
+                components,
+            );
         }
     }
     Ok(())

@@ -468,7 +468,9 @@ impl Store {
             .into_iter()
             .map(|((code, title), count)| FailureCount { code, title, count })
             .collect();
-        report.failed_by_code.sort_by(|a, b| b.count.cmp(&a.count));
+        report
+            .failed_by_code
+            .sort_by_key(|f| std::cmp::Reverse(f.count));
         Ok(report)
     }
 
@@ -548,7 +550,6 @@ impl Store {
         }
     }
 }
-
 
 /// `($s, $s+1, ...), (...)`: placeholders for `rows` rows of `cols` values, numbered from `start`.
 pub(crate) fn placeholders(rows: usize, cols: usize, start: usize) -> String {

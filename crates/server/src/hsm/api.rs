@@ -49,10 +49,12 @@ pub struct TemplateBody {
 
 /// `{"target": "channel"}` (the default), `{"target": "queue", "queue_id": 3}`,
 /// `{"target": "agent"}` (the sender; or `"agent_id"`, with `"fallback_queue_id"`),
-/// `{"target": "none"}` (the reply meets the bot).
+/// `{"target": "bot"}` (the reply meets the bot; `"none"` is the same). The same vocabulary as a
+/// broadcast's `reply_route`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "target", rename_all = "snake_case")]
 pub enum ReplyRouteBody {
+    #[serde(alias = "channel_default")]
     Channel,
     Queue {
         queue_id: i64,
@@ -61,6 +63,7 @@ pub enum ReplyRouteBody {
         agent_id: Option<i64>,
         fallback_queue_id: Option<i64>,
     },
+    #[serde(alias = "bot")]
     None,
 }
 

@@ -89,7 +89,8 @@ pub async fn list_channels(State(app): State<AppState>, who: Principal) -> ApiRe
     let mut channels = Vec::new();
     for record in app.store.channels().await? {
         let hsm = app.store.channel_hsm_settings(record.id).await?;
-        let account = crate::http::templates::prerequisites::account_fields(&app, record.id).await?;
+        let account =
+            crate::http::templates::prerequisites::account_fields(&app, record.id).await?;
         let mut view = serde_json::to_value(ChannelView::from(record)).unwrap_or_default();
         crate::hsm::api::add_hsm_settings(&mut view, hsm);
         crate::http::templates::prerequisites::add_account_fields(&mut view, account);

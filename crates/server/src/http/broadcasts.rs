@@ -104,6 +104,7 @@ pub struct CreateRequest {
 
 /// Checks what a create or a change names: the channel, an approved template of its WABA, the
 /// queue and the reply route within the caller's reach. Returns the JSON columns.
+#[allow(clippy::too_many_arguments)] // the broadcast's settings, checked together before any write
 async fn check_setup(
     app: &AppState,
     queues: &Option<Vec<i64>>,
@@ -318,14 +319,18 @@ pub async fn patch(
     let current = visible(&app, &who, id).await?;
     let queues = scope(&app, &who).await?;
     let queue_id = req.queue_id.unwrap_or(current.queue_id);
-    let reply_route = req
-        .reply_route
-        .clone()
-        .unwrap_or_else(|| current.reply_route.as_deref().map(|j| parsed(&Some(j.into()))));
-    let header_media = req
-        .header_media
-        .clone()
-        .unwrap_or_else(|| current.header_media.as_deref().map(|j| parsed(&Some(j.into()))));
+    let reply_route = req.reply_route.clone().unwrap_or_else(|| {
+        current
+            .reply_route
+            .as_deref()
+            .map(|j| parsed(&Some(j.into())))
+    });
+    let header_media = req.header_media.clone().unwrap_or_else(|| {
+        current
+            .header_media
+            .as_deref()
+            .map(|j| parsed(&Some(j.into())))
+    });
     let reply_minutes = req.reply_minutes.unwrap_or(current.reply_minutes);
     let (route_json, media_json) = check_setup(
         &app,
@@ -343,7 +348,10 @@ pub async fn patch(
         .update_broadcast(
             id,
             &BroadcastPatch {
-                name: req.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
+                name: req
+                    .name
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty()),
                 template_id: req.template_id,
                 queue_id: Some(queue_id),
                 reply_route: Some(route_json),
@@ -410,7 +418,15 @@ pub async fn pause(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     let pt = "Pausado por quem acompanha o disparo.";
-    act(&app, &who, id, &[b::RUNNING, b::SCHEDULED], b::PAUSED, Some(("user", pt))).await
+    act(
+        &app,
+        &who,
+        id,
+        &[b::RUNNING, b::SCHEDULED],
+        b::PAUSED,
+        Some(("user", pt)),
+    )
+    .await
 }
 
 /// `POST /api/broadcasts/{id}/resume`: run_broadcasts, within reach (also after Meta's quality

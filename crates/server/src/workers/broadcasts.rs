@@ -251,7 +251,11 @@ impl BroadcastWorker {
                 }),
         };
         if let Some((reason, detail)) = signal {
-            tracing::warn!(broadcast_id = broadcast.id, reason, "broadcast stopped by itself");
+            tracing::warn!(
+                broadcast_id = broadcast.id,
+                reason,
+                "broadcast stopped by itself"
+            );
             self.store
                 .transition_broadcast(
                     broadcast.id,
@@ -311,7 +315,11 @@ impl BroadcastWorker {
             None => self.store.bulk_backlog(channel.id).await?,
         };
         // Refilled by halves: fewer, larger transactions than topping up every tick.
-        let mut want = if backlog * 2 > lead { 0 } else { lead - backlog };
+        let mut want = if backlog * 2 > lead {
+            0
+        } else {
+            lead - backlog
+        };
         if want <= 0 {
             ahead.insert(channel.id, backlog);
             return Ok(false);
@@ -363,7 +371,10 @@ impl BroadcastWorker {
                     limit.unwrap_or_default()
                 );
                 if broadcast.waiting_until.is_none() {
-                    tracing::info!(broadcast_id = broadcast.id, "broadcast waits for the messaging limit");
+                    tracing::info!(
+                        broadcast_id = broadcast.id,
+                        "broadcast waits for the messaging limit"
+                    );
                 }
                 self.store
                     .set_broadcast_waiting(

@@ -255,7 +255,13 @@ impl SenderWorker {
                 continue;
             }
             let lane = self
-                .claim_and_start(&channel, permits, Lane::Bulk, free.min(room), BULK_HORIZON_MS)
+                .claim_and_start(
+                    &channel,
+                    permits,
+                    Lane::Bulk,
+                    free.min(room),
+                    BULK_HORIZON_MS,
+                )
                 .await?;
             pause = pause.min(lane);
         }
@@ -279,7 +285,13 @@ impl SenderWorker {
         let rate = pacing(channel.rate_limit_per_sec);
         let mut jobs = self
             .store
-            .claim_outbox_lane(channel.id, lane, i64::from(limit), &self.worker_id, LEASE_MS)
+            .claim_outbox_lane(
+                channel.id,
+                lane,
+                i64::from(limit),
+                &self.worker_id,
+                LEASE_MS,
+            )
             .await?;
         if jobs.is_empty() {
             return Ok(Duration::from_secs(1));

@@ -310,10 +310,14 @@ async fn audience_is_checked_then_sent_once_each(app: TestApp) {
 
     // The customer answers "PARAR": a reply and an opt-out in the report.
     customer_says(&app, "5511900000001", "PARAR").await;
-    wait_until("the report to count the reply", Duration::from_secs(20), || async {
-        let r = report(&app, id).await;
-        r["report"]["replied"] == 1 && r["report"]["opted_out"] == 1
-    })
+    wait_until(
+        "the report to count the reply",
+        Duration::from_secs(20),
+        || async {
+            let r = report(&app, id).await;
+            r["report"]["replied"] == 1 && r["report"]["opted_out"] == 1
+        },
+    )
     .await;
     let r = report(&app, id).await["report"].clone();
     assert_eq!(r["recipients"], 3);
@@ -330,12 +334,20 @@ async fn audience_is_checked_then_sent_once_each(app: TestApp) {
         .get_bytes(&format!("/api/broadcasts/{id}/export.csv"))
         .await;
     assert_eq!(status, 200);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
     let text = String::from_utf8(bytes).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].contains("telefone;nome;situacao"), "{text}");
     assert_eq!(lines.len(), 1 + 3 + 3, "{text}");
-    assert!(text.contains("5511900000003;Opt;skipped;opted_out"), "{text}");
+    assert!(
+        text.contains("5511900000003;Opt;skipped;opted_out"),
+        "{text}"
+    );
     assert!(text.contains("rejeitado;phone_too_short"), "{text}");
     assert!(
         lines
@@ -371,8 +383,11 @@ async fn ten_thousand_paced_paused_resumed_agents_first(app: TestApp) {
     // An agent's message while the broadcast runs goes ahead of the broadcast's backlog.
     let before = template_count(&app);
     let posted = std::time::SystemTime::now();
-    app.send_ok(conversation, &json!({"type": "text", "body": "Já verifico."}))
-        .await;
+    app.send_ok(
+        conversation,
+        &json!({"type": "text", "body": "Já verifico."}),
+    )
+    .await;
     wait_text(&app, agent_customer, "Já verifico").await;
     let sent = app.sim.sent_messages();
     let agent = sent
@@ -384,7 +399,10 @@ async fn ten_thousand_paced_paused_resumed_agents_first(app: TestApp) {
         .filter(|s| s.kind() == "template")
         .count()
         - before;
-    let latency = sent[agent].received_at.duration_since(posted).unwrap_or_default();
+    let latency = sent[agent]
+        .received_at
+        .duration_since(posted)
+        .unwrap_or_default();
     eprintln!("agent message: {latency:?} after its POST, {ahead} broadcast messages before it");
     // The outbox holds about a second of broadcast (1,000 messages); a FIFO would put them all
     // before the agent's message.
@@ -393,7 +411,10 @@ async fn ten_thousand_paced_paused_resumed_agents_first(app: TestApp) {
     act(&app, id, "pause").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while report(&app, id).await["report"]["queued"] != 0 {
-        assert!(Instant::now() < deadline, "the queued messages never drained");
+        assert!(
+            Instant::now() < deadline,
+            "the queued messages never drained"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let r = report(&app, id).await;
@@ -402,7 +423,11 @@ async fn ten_thousand_paced_paused_resumed_agents_first(app: TestApp) {
     assert_eq!(r["status_reason"], "user");
     let pending = r["report"]["pending"].as_i64().unwrap() as usize;
     assert!(pending > 0, "paused before the end: {r}");
-    assert_eq!(at_pause, N - pending, "nothing written after the pause: {r}");
+    assert_eq!(
+        at_pause,
+        N - pending,
+        "nothing written after the pause: {r}"
+    );
 
     act(&app, id, "resume").await;
     wait_broadcast(&app, id, "completed", Duration::from_secs(120)).await;

@@ -762,3 +762,47 @@ on_both_backends!(
     media_header_example_through_resumable_upload,
     quick_reply_actions,
 );
+
+/// The periodic full import runs by itself (here every second) and picks up what only Meta has.
+async fn periodic_sync_imports_by_itself(backend: crate::helpers::Backend) {
+    let Some(app) = crate::helpers::spawn_app_with(backend, |c| c.template_sync_secs = 1).await
+    else {
+        return;
+    };
+    let components = order_template("x", "pt_BR")["components"].clone();
+    let meta = app.sim.add_template(
+        WABA_ID,
+        "importado_sozinho",
+        "pt_BR",
+        "UTILITY",
+        "APPROVED",
+        components,
+    );
+    let store = app.store.clone();
+    wait_until("the periodic sync", Duration::from_secs(30), || {
+        let (store, meta) = (store.clone(), meta.clone());
+        async move {
+            store
+                .template_by_meta_id(&meta)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|t| t.status == "APPROVED")
+        }
+    })
+    .await;
+}
+
+mod periodic {
+    use crate::helpers::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::periodic_sync_imports_by_itself(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::periodic_sync_imports_by_itself(Backend::Postgres).await;
+    }
+}

@@ -18,7 +18,7 @@ CREATE TABLE broadcasts (
     -- pt-BR sentence shown with it
     status_reason    TEXT,
     status_detail    TEXT,
-    -- where replies go: JSON {"target": "channel_default"|"queue"|"agent"|"none", "queue_id",
+    -- where replies go: JSON {"target": "channel"|"queue"|"agent"|"bot", "queue_id",
     -- "agent_id", "fallback_queue_id"}, and for how long (NULL: the channel's hsm_reply_minutes)
     reply_route      TEXT,
     reply_minutes    BIGINT,

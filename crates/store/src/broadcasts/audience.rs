@@ -349,15 +349,17 @@ impl Store {
         }
         Ok(rows
             .into_iter()
-            .map(|(id, wa_id, name, profile_name, code, email)| AudienceContact {
-                fields: fields.remove(&id).unwrap_or_default(),
-                id,
-                wa_id,
-                name,
-                profile_name,
-                code,
-                email,
-            })
+            .map(
+                |(id, wa_id, name, profile_name, code, email)| AudienceContact {
+                    fields: fields.remove(&id).unwrap_or_default(),
+                    id,
+                    wa_id,
+                    name,
+                    profile_name,
+                    code,
+                    email,
+                },
+            )
             .collect())
     }
 }

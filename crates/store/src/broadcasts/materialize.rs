@@ -106,7 +106,11 @@ macro_rules! insert_events {
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (conversation_id, payload) in chunk {
-                query = query.bind($now).bind($kind).bind(*conversation_id).bind(payload);
+                query = query
+                    .bind($now)
+                    .bind($kind)
+                    .bind(*conversation_id)
+                    .bind(payload);
             }
             query.execute(&mut *$tx).await?;
         }
@@ -127,7 +131,7 @@ impl Store {
             "SELECT status FROM broadcasts WHERE id = $1{}",
             self.for_update()
         );
-        let done = on_write!(self, pool => {
+        on_write!(self, pool => {
             let mut tx = pool.begin().await?;
             let status: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(lock))
                 .bind(plan.broadcast_id)
@@ -427,8 +431,7 @@ impl Store {
             out.failed = failed.len();
             tx.commit().await?;
             Ok::<BatchOutcome, StoreError>(out)
-        });
-        done
+        })
     }
 
     /// Unique customers the WABA reached outside a service window in the last 24 h, and when
@@ -467,4 +470,3 @@ fn values_with_constants(rows: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-

@@ -71,8 +71,7 @@ impl Store {
     /// the outbox those orphaned for longer than `grace_ms` without one.
     pub async fn recover_bulk_jobs(&self, grace_ms: i64) -> Result<RecoveryOutcome> {
         let now = now_ms();
-        let mut out = RecoveryOutcome::default();
-        out.orphaned = on_write!(self, pool => {
+        let orphaned = on_write!(self, pool => {
             sqlx::query(
                 "UPDATE outbox SET locked_by = 'orphaned', locked_until = $1
                  WHERE state = 'inflight' AND priority > 0 AND locked_by <> 'orphaned'
@@ -84,6 +83,10 @@ impl Store {
             .await?
             .rows_affected()
         });
+        let mut out = RecoveryOutcome {
+            orphaned,
+            ..Default::default()
+        };
         let orphans: Vec<(i64, i64, Option<String>)> = on_read!(self, pool => {
             sqlx::query_as(
                 "SELECT o.id, o.message_id,

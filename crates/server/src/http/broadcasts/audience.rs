@@ -59,9 +59,7 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Table, String> {
                 "O CSV tem mais de {MAX_ROWS} linhas; divida-o em mais de um disparo."
             ));
         }
-        let line = record
-            .position()
-            .map_or(i as i64 + 2, |p| p.line() as i64);
+        let line = record.position().map_or(i as i64 + 2, |p| p.line() as i64);
         rows.push((line, record.iter().map(str::to_owned).collect()));
     }
     Ok(Table { columns, rows })
@@ -347,7 +345,10 @@ mod tests {
         let mut bytes = b"\xef\xbb\xbfTelefone;Nome\n11 98765-4321;Ana\n\n".to_vec();
         let t = parse_csv(&bytes).unwrap();
         assert_eq!(t.columns, ["Telefone", "Nome"]);
-        assert_eq!(t.rows, vec![(2, vec!["11 98765-4321".into(), "Ana".into()])]);
+        assert_eq!(
+            t.rows,
+            vec![(2, vec!["11 98765-4321".into(), "Ana".into()])]
+        );
         bytes = b"fone,nome\n11987654321,Jo\xe3o\n".to_vec();
         let t = parse_csv(&bytes).unwrap();
         assert_eq!(t.rows[0].1[1], "João");

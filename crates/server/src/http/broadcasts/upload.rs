@@ -53,7 +53,11 @@ struct FilterRequest {
 
 impl FilterRequest {
     fn filter(&self) -> ContactFilter {
-        let clean = |s: &Option<String>| s.as_ref().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let clean = |s: &Option<String>| {
+            s.as_ref()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         ContactFilter {
             code: clean(&self.code),
             name: clean(&self.name),
@@ -68,8 +72,14 @@ impl FilterRequest {
 
 /// Where the rows come from.
 enum Source {
-    Csv { text: String, mapping: Option<Mapping> },
-    Contacts { filter: FilterRequest, mapping: Option<Mapping> },
+    Csv {
+        text: String,
+        mapping: Option<Mapping>,
+    },
+    Contacts {
+        filter: FilterRequest,
+        mapping: Option<Mapping>,
+    },
 }
 
 fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -142,12 +152,25 @@ pub async fn audience(
     let built = match source {
         Source::Csv { text, mapping } => from_csv(text, mapping, &def, header_media.as_ref())?,
         Source::Contacts { filter, mapping } => {
-            from_contacts(&app, &broadcast, filter, mapping, &def, header_media.as_ref()).await?
+            from_contacts(
+                &app,
+                &broadcast,
+                filter,
+                mapping,
+                &def,
+                header_media.as_ref(),
+            )
+            .await?
         }
     };
     let counts = app
         .store
-        .replace_audience(id, &built.spec, &built.checked.recipients, &built.checked.rejections)
+        .replace_audience(
+            id,
+            &built.spec,
+            &built.checked.recipients,
+            &built.checked.rejections,
+        )
         .await?;
     tracing::info!(
         broadcast_id = id,
@@ -210,7 +233,9 @@ async fn read_multipart(mut form: Multipart) -> ApiResult<Source> {
     // Kept decoded, so a later re-mapping reads the same text.
     let mut text = String::new();
     {
-        let mut w = csv::WriterBuilder::new().delimiter(b';').from_writer(Vec::new());
+        let mut w = csv::WriterBuilder::new()
+            .delimiter(b';')
+            .from_writer(Vec::new());
         let _ = w.write_record(&table.columns);
         for (_, cells) in &table.rows {
             let _ = w.write_record(cells);
@@ -361,7 +386,7 @@ async fn from_contacts(
         columns: serde_json::to_string(&columns).ok(),
         mapping: serde_json::to_string(&mapping).ok(),
         filter: serde_json::to_string(&filter).ok(),
-        rows: (line - 1) as i64,
+        rows: line - 1,
         csv: None,
     };
     Ok(Built {

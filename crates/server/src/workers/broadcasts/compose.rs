@@ -85,16 +85,18 @@ pub fn rendered_text(r: &Rendered) -> String {
 pub enum ReplySpec {
     /// The channel's HSM response queue, else the broadcast's queue.
     #[default]
+    #[serde(rename = "channel", alias = "channel_default")]
     ChannelDefault,
-    Queue { queue_id: Option<i64> },
+    Queue {
+        queue_id: Option<i64>,
+    },
     Agent {
         agent_id: i64,
         fallback_queue_id: Option<i64>,
     },
-    /// The usual path: the bot.
+    /// The usual path: the bot (the reply is still counted as the broadcast's).
+    #[serde(alias = "none")]
     Bot,
-    /// No route recorded.
-    None,
 }
 
 impl ReplySpec {
@@ -124,7 +126,6 @@ impl ReplySpec {
                 fallback_queue_id,
             }),
             ReplySpec::Bot => Some(RouteTarget::Bot),
-            ReplySpec::None => None,
         }
     }
 }
@@ -148,7 +149,16 @@ mod tests {
             ReplySpec::ChannelDefault.target(None, Some(2)),
             Some(RouteTarget::Queue { queue_id: Some(2) })
         );
-        assert_eq!(ReplySpec::None.target(Some(1), None), None);
+        assert_eq!(ReplySpec::Bot.target(Some(1), None), Some(RouteTarget::Bot));
+        // One vocabulary with the single send's reply route; the old names still read.
+        assert_eq!(
+            ReplySpec::parse(Some(r#"{"target":"channel_default"}"#)),
+            ReplySpec::parse(Some(r#"{"target":"channel"}"#))
+        );
+        assert_eq!(
+            ReplySpec::parse(Some(r#"{"target":"none"}"#)),
+            Ok(ReplySpec::Bot)
+        );
         assert!(ReplySpec::parse(Some(r#"{"target":"everyone"}"#)).is_err());
     }
 

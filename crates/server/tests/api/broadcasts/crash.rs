@@ -155,13 +155,22 @@ async fn broadcast_survives_sigkill_exactly_once(install: Install) {
         .await
         .trim()
         .to_owned();
-    let meta_id = sim.add_template(WABA, super::TEMPLATE, "pt_BR", "UTILITY", "APPROVED", super::components());
+    let meta_id = sim.add_template(
+        WABA,
+        super::TEMPLATE,
+        "pt_BR",
+        "UTILITY",
+        "APPROVED",
+        super::components(),
+    );
     let store = store::Store::connect(&install.database_url)
         .await
         .expect("database");
     let template_id = upsert_template(&store, WABA, &meta_id).await;
     store
-        .set_setting(server::workers::broadcasts::RESEND_GRACE_SETTING, "3")
+        // Short for the test, yet longer than graph-sim's longest retry interval (3.2 s): a send
+        // is given up for lost only after its status webhook had the time to come back.
+        .set_setting(server::workers::broadcasts::RESEND_GRACE_SETTING, "10")
         .await
         .expect("grace");
     store.close().await;
@@ -174,7 +183,14 @@ async fn broadcast_survives_sigkill_exactly_once(install: Install) {
         .build()
         .unwrap();
     let base = server.address.clone();
-    let channels = call(&http, &token, reqwest::Method::GET, format!("{base}/api/channels"), None).await;
+    let channels = call(
+        &http,
+        &token,
+        reqwest::Method::GET,
+        format!("{base}/api/channels"),
+        None,
+    )
+    .await;
     let channel_id = channels["channels"][0]["id"].as_i64().expect("channel");
     let created = call(
         &http,
@@ -206,29 +222,35 @@ async fn broadcast_survives_sigkill_exactly_once(install: Install) {
     )
     .await;
 
-    wait_until("3,000 sends before the kill", Duration::from_secs(120), || async {
-        sim.sent_messages().len() >= 3_000
-    })
+    wait_until(
+        "3,000 sends before the kill",
+        Duration::from_secs(120),
+        || async { sim.sent_messages().len() >= 3_000 },
+    )
     .await;
     server.kill().await;
     let at_kill = sim.sent_messages().len();
     let server = Serve::start(&install, port, 1).await;
     let base = server.address.clone();
-    wait_until("the broadcast to complete after the restart", Duration::from_secs(180), || {
-        let request = http
-            .get(format!("{base}/api/broadcasts/{id}/report"))
-            .bearer_auth(&token)
-            .send();
-        async move {
-            match request.await {
-                Ok(r) => r
-                    .json::<Value>()
-                    .await
-                    .is_ok_and(|v| v["status"] == "completed"),
-                Err(_) => false,
+    wait_until(
+        "the broadcast to complete after the restart",
+        Duration::from_secs(180),
+        || {
+            let request = http
+                .get(format!("{base}/api/broadcasts/{id}/report"))
+                .bearer_auth(&token)
+                .send();
+            async move {
+                match request.await {
+                    Ok(r) => r
+                        .json::<Value>()
+                        .await
+                        .is_ok_and(|v| v["status"] == "completed"),
+                    Err(_) => false,
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     let by = sends(&sim);
     let twice: Vec<_> = by.iter().filter(|(_, n)| **n > 1).collect();
