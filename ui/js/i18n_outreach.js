@@ -47,7 +47,7 @@ export const OUTREACH_STRINGS = {
 
     "sched.button": "Agendar",
     "sched.title": "Mensagens agendadas · {protocol}",
-    "sched.listTitle": "Agendamentos deste cliente",
+    "sched.listTitle": "Agendamentos desta conversa",
     "sched.loading": "Carregando…",
     "sched.empty": "Nenhuma mensagem agendada.",
     "sched.new": "+ Agendar mensagem",
@@ -214,7 +214,7 @@ export const OUTREACH_STRINGS = {
 
     "sched.button": "Schedule",
     "sched.title": "Scheduled messages · {protocol}",
-    "sched.listTitle": "This customer's schedules",
+    "sched.listTitle": "This conversation's schedules",
     "sched.loading": "Loading…",
     "sched.empty": "No scheduled messages.",
     "sched.new": "+ Schedule a message",

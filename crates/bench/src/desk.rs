@@ -41,8 +41,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::harness::{
     Backend, BackendChoice, ChannelSpec, Harness, ScratchDatabase, ServerProcess, new_channel,
+    server_binary,
 };
-use crate::report::{self, CpuSampler, CpuUse, percentile, round, us_to_ms};
+use crate::procstat::{
+    CpuMark, ProcSample, clock_ticks_per_sec, cpu_between, mb, proc_sample, sample_rss,
+};
+use crate::report::{self, percentile, round, us_to_ms};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -231,19 +235,8 @@ async fn start(
             }
         }
         ServerMode::Process => {
-            let bin = match &args.server_bin {
-                Some(bin) => bin.clone(),
-                None => std::env::current_exe()?
-                    .parent()
-                    .context("no directory for the current executable")?
-                    .join("atende"),
-            };
-            if !bin.exists() {
-                bail!(
-                    "{} not found: build it (`cargo build --release -p server`), pass --server-bin, or use --server in-process",
-                    bin.display()
-                );
-            }
+            let bin = server_binary(args.server_bin.as_deref())
+                .map_err(|e| anyhow::anyhow!("{e:#}, or use --server in-process"))?;
             let db = ScratchDatabase::create(backend).await?;
             let ready = async {
                 let store = Store::connect(db.url()).await?;
@@ -557,141 +550,6 @@ fn scan_frame(text: &str) -> Frame {
     Frame::Other
 }
 
-/// The server process's memory and CPU counters, from `/proc`.
-#[derive(Debug, Clone, Copy, Default)]
-struct ProcSample {
-    rss_kb: u64,
-    hwm_kb: u64,
-    /// utime + stime, clock ticks, of every thread (finished ones included).
-    ticks: u64,
-    threads: u64,
-}
-
-fn proc_dir(pid: Option<u32>) -> String {
-    match pid {
-        Some(pid) => format!("/proc/{pid}"),
-        None => "/proc/self".to_owned(),
-    }
-}
-
-fn proc_sample(pid: Option<u32>) -> Option<ProcSample> {
-    let dir = proc_dir(pid);
-    let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let stat = std::fs::read_to_string(format!("{dir}/stat")).ok()?;
-    Some(ProcSample {
-        rss_kb: field("VmRSS:"),
-        hwm_kb: field("VmHWM:"),
-        ticks: stat_ticks(&stat)?,
-        threads: field("Threads:"),
-    })
-}
-
-/// utime + stime of a `/proc/.../stat` line (fields 14 and 15; the command name in parentheses
-/// may contain spaces, so count from the closing parenthesis).
-fn stat_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// CPU ticks of this process's client threads (the in-process mode subtracts them).
-fn client_thread_ticks() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|t| {
-            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
-            if comm.trim() != CLIENT_THREADS {
-                return None;
-            }
-            stat_ticks(&std::fs::read_to_string(t.path().join("stat")).ok()?)
-        })
-        .sum()
-}
-
-fn clock_ticks_per_sec() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|t| *t > 0.0)
-        .unwrap_or(100.0)
-}
-
-fn mb(kb: u64) -> f64 {
-    round(kb as f64 / 1024.0, 1)
-}
-
-/// CPU counters at one instant: server, this process, its client threads, the whole machine.
-struct CpuMark {
-    at: Instant,
-    server: u64,
-    own: u64,
-    client_threads: u64,
-    machine: CpuSampler,
-}
-
-impl CpuMark {
-    fn take(pid: Option<u32>) -> CpuMark {
-        CpuMark {
-            at: Instant::now(),
-            server: proc_sample(pid).map_or(0, |s| s.ticks),
-            own: proc_sample(None).map_or(0, |s| s.ticks),
-            client_threads: client_thread_ticks(),
-            machine: CpuSampler::start(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct CpuReport {
-    /// Cores busy on average (1.0 = one core fully).
-    server_cores: f64,
-    /// server_cores / cores of the machine.
-    server_share_of_machine: f64,
-    /// The WebSocket clients and the webhook sender.
-    load_generator_cores: f64,
-    machine: Option<CpuUse>,
-}
-
-fn cpu_between(start: CpuMark, pid: Option<u32>, tck: f64) -> CpuReport {
-    let end = CpuMark::take(pid);
-    let secs = end.at.duration_since(start.at).as_secs_f64().max(1e-9);
-    let cores = |ticks: u64| round(ticks as f64 / tck / secs, 3);
-    let clients = end.client_threads.saturating_sub(start.client_threads);
-    let (server, generator) = match pid {
-        Some(_) => (
-            end.server.saturating_sub(start.server),
-            end.own.saturating_sub(start.own),
-        ),
-        None => (
-            end.own.saturating_sub(start.own).saturating_sub(clients),
-            clients,
-        ),
-    };
-    let server_cores = cores(server);
-    CpuReport {
-        server_cores,
-        server_share_of_machine: round(server_cores / report::cpus() as f64, 3),
-        load_generator_cores: cores(generator),
-        machine: start.machine.finish(),
-    }
-}
-
 fn summary(v: &mut [u32]) -> Value {
     v.sort_unstable();
     json!({
@@ -862,7 +720,7 @@ async fn measure(
     ));
     tokio::time::sleep(warmup).await;
     let window_start_counters = tracker.counters.snapshot();
-    let mark = CpuMark::take(pid);
+    let mark = CpuMark::take(pid, CLIENT_THREADS);
     let sampler_stop = CancellationToken::new();
     let sampler = tokio::spawn(sample_rss(pid, sampler_stop.clone()));
     let outcome = load.await?;
@@ -1023,18 +881,6 @@ async fn connect_sockets(
         bail!("{} WebSockets failed, e.g.: {e}", errors.len());
     }
     Ok(secs)
-}
-
-/// The highest RSS seen, sampled every 250 ms until `stop`.
-async fn sample_rss(pid: Option<u32>, stop: CancellationToken) -> u64 {
-    let mut max = 0;
-    loop {
-        max = max.max(proc_sample(pid).map_or(0, |s| s.rss_kb));
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-            _ = stop.cancelled() => return max,
-        }
-    }
 }
 
 fn webhook_body(builder: &WebhookBuilder, customer: usize, text: &str) -> Vec<u8> {
@@ -1218,17 +1064,5 @@ mod tests {
             scan_frame(r#"{"type":"hello","last_event_id":3}"#),
             Frame::Other
         ));
-    }
-
-    #[test]
-    fn reads_cpu_ticks_of_a_stat_line() {
-        let stat = "1234 (tokio (rt) w) S 1 2 3 4 5 6 7 8 9 10 111 222 0 0 20 0";
-        assert_eq!(stat_ticks(stat), Some(333));
-    }
-
-    #[test]
-    fn samples_this_process() {
-        let s = proc_sample(None).expect("/proc/self");
-        assert!(s.rss_kb > 0 && s.hwm_kb >= s.rss_kb && s.threads >= 1);
     }
 }

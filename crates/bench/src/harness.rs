@@ -320,6 +320,25 @@ pub struct ServerProcess {
     pub port: u16,
 }
 
+/// The `atende` binary to run: `explicit`, else `atende` next to this program (`cargo build
+/// --release -p server` puts it in target/release with the bench).
+pub fn server_binary(explicit: Option<&std::path::Path>) -> anyhow::Result<std::path::PathBuf> {
+    let bin = match explicit {
+        Some(bin) => bin.to_path_buf(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no directory for the current executable")?
+            .join("atende"),
+    };
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it (`cargo build --release -p server`) or pass --server-bin",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
 impl ServerProcess {
     /// Starts `bin serve` with the database, data directory and secret key given, and waits
     /// until `/health` answers (at most 60 s).

@@ -1,17 +1,21 @@
-//! Atende's load scenarios. Each scenario starts the server in-process on a throwaway database,
-//! drives load against it over real HTTP and prints ONE JSON object on stdout; progress goes to
-//! stderr. Run with `cargo run --release -p bench -- <scenario> [options]`.
+//! Atende's load scenarios. Each scenario starts the server on a throwaway database (in-process,
+//! or the real `atende serve` binary as a child process for `desk` and `broadcast`), drives load
+//! against it over real HTTP and prints ONE JSON object on stdout; progress goes to stderr. Run
+//! with `cargo run --release -p bench -- <scenario> [options]`.
 //!
-//! Layout: one module per scenario (`ingest`, `outbound`, `bot`, `desk`), sharing
-//! `harness` (server + database lifecycle), `load` (the closed-loop HTTP load generator) and
+//! Layout: one module per scenario (`ingest`, `outbound`, `bot`, `desk`, `broadcast`), sharing
+//! `harness` (server + database lifecycle, the `atende serve` child process), `load` (the
+//! closed-loop HTTP load generator), `procstat` (a process's RSS and CPU from `/proc`) and
 //! `report` (percentiles, machine description, JSON shapes).
 
 mod bot;
+mod broadcast;
 mod desk;
 mod harness;
 mod ingest;
 mod load;
 mod outbound;
+mod procstat;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +42,9 @@ enum Scenario {
     /// The agent desk: agents on WebSockets, open conversations, inbound messages;
     /// webhook-to-WebSocket latency, server RSS and CPU.
     Desk(desk::DeskArgs),
+    /// A broadcast (100,000 recipients at 1,000 msg/s) while agents' conversations go on:
+    /// audience acceptance, achieved rate, agents' send latency, server RSS and CPU.
+    Broadcast(broadcast::BroadcastArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -66,6 +73,7 @@ fn main() -> std::process::ExitCode {
             Scenario::Outbound(args) => outbound::run(args).await,
             Scenario::Bot(args) => bot::run(args).await,
             Scenario::Desk(args) => desk::run(args).await,
+            Scenario::Broadcast(args) => broadcast::run(args).await,
         }
     });
     match result {

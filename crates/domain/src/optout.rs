@@ -16,14 +16,15 @@ pub enum Consent {
     OptIn,
 }
 
-/// Whole messages that mean "stop sending me messages" (folded form).
+/// Whole messages that mean "stop sending me messages" (folded form). Single words a customer
+/// also says for other things ("cancelar" an order, "para" as in "para quem", "remover" a
+/// product, a quick-reply button "Cancelar") are left out on purpose.
 pub const OPT_OUT: &[&str] = &[
     "sair",
     "quero sair",
     "sair da lista",
     "parar",
     "pare",
-    "para",
     "parar de receber",
     "nao quero receber",
     "nao quero receber mais",
@@ -37,7 +38,6 @@ pub const OPT_OUT: &[&str] = &[
     "unsubscribe",
     "opt out",
     "optout",
-    "cancelar",
     "cancelar inscricao",
     "cancelar mensagens",
     "descadastrar",
@@ -47,8 +47,6 @@ pub const OPT_OUT: &[&str] = &[
     "me descadastrar",
     "me tira da lista",
     "me tire da lista",
-    "remover",
-    "remova",
     "me remova",
     "remover da lista",
 ];
@@ -106,7 +104,7 @@ mod tests {
             "  Sair!!! ",
             "PARAR.",
             "Stop",
-            "cancelar",
+            "cancelar inscrição",
             "DESCADASTRAR",
             "descadastrar-me",
             "Não quero mais",
@@ -146,6 +144,10 @@ mod tests {
             "🙂",
             "sairr",
             "parada",
+            // Alone, these answer a question more often than they ask to leave.
+            "Cancelar",
+            "para",
+            "remover",
         ] {
             assert_eq!(classify(t), None, "{t}");
         }

@@ -196,12 +196,12 @@ impl Store {
         let q = filter
             .q
             .as_deref()
-            .map(|q| format!("%{}%", q.to_lowercase().replace(['%', '_'], "")));
+            .map(|q| format!("%{}%", like_escaped(&q.to_lowercase())));
         let sql = format!(
             "SELECT {COLUMNS} FROM templates
              WHERE waba_id = $1
                AND (($2 IS NULL AND status <> 'DELETED') OR status = $2)
-               AND ($3 IS NULL OR LOWER(name) LIKE $3)
+               AND ($3 IS NULL OR LOWER(name) LIKE $3 ESCAPE '\\')
                AND ($4 IS NULL OR language = $4)
                AND ($5 IS NULL OR category = $5)
              ORDER BY name, language"
@@ -803,4 +803,16 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// `q` matched literally by LIKE: `_` is common in template names ("lembrete_pagamento").
+fn like_escaped(q: &str) -> String {
+    let mut out = String::with_capacity(q.len());
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -17,7 +17,7 @@
 //! | `variables_not_sequential` | positional numbers are exactly 1..n |
 //! | `variables_adjacent` | two variables separated by nothing or only spaces |
 //! | `variable_at_start`, `variable_at_end` | body neither starts nor ends with a variable (2388299) |
-//! | `too_many_variables` | fewer than [`WORDS_PER_VARIABLE`] fixed words per variable (2388293) |
+//! | `too_many_variables` | fewer than 2n + 1 fixed words for n variables ([`words_needed`], 2388293) |
 //! | `example_required`, `example_count_mismatch`, `example_empty`, `example_format_mismatch` | examples for every variable |
 //! | `buttons_empty`, `buttons_too_many`, `url_buttons_too_many`, `phone_buttons_too_many`, `copy_code_buttons_too_many` | ≤ 10 buttons, ≤ 2 URL, ≤ 1 phone, ≤ 1 copy code |
 //! | `quick_replies_not_grouped` | quick replies are not interleaved with other buttons |
@@ -45,9 +45,15 @@ pub const COPY_CODE_MAX: usize = 15;
 
 /// Meta's 2388293 ("too many variables for the message length") has no published
 /// formula. Atende asks for at least this many words of fixed text per variable
-/// occurrence in the body ("Olá {{1}}, seu pedido {{2}} saiu" has 4 words for 2
-/// variables: accepted; "Pedido {{1}} para {{2}}" has 2: refused).
+/// occurrence in the body, plus one (the rule graph-sim applies, so what passes here
+/// passes there): "Olá {{1}}, seu pedido {{2}} saiu hoje" has 5 words for 2
+/// variables: accepted; "Olá {{1}}, seu pedido {{2}} saiu" has 4: refused.
 pub const WORDS_PER_VARIABLE: usize = 2;
+
+/// Fixed words the body needs for `variables` variable occurrences.
+pub fn words_needed(variables: usize) -> usize {
+    WORDS_PER_VARIABLE * variables + 1
+}
 
 const OTP_TYPES: [&str; 3] = ["COPY_CODE", "ONE_TAP", "ZERO_TAP"];
 
@@ -394,19 +400,19 @@ impl Validator<'_> {
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
             .count();
-        if words < WORDS_PER_VARIABLE * found.len() {
+        if words < words_needed(found.len()) {
             self.push(
                 field,
                 "too_many_variables",
                 format!(
                     "Variáveis demais para o tamanho do texto: {} variáveis pedem ao menos {} palavras fixas (há {words}).",
                     found.len(),
-                    WORDS_PER_VARIABLE * found.len()
+                    words_needed(found.len())
                 ),
                 format!(
                     "Too many variables for the text length: {} variables need at least {} fixed words ({words} found).",
                     found.len(),
-                    WORDS_PER_VARIABLE * found.len()
+                    words_needed(found.len())
                 ),
             );
         }

@@ -54,6 +54,24 @@ pub enum ReplyRouteSpec {
     None,
 }
 
+impl ReplyRouteSpec {
+    /// The route in the API's vocabulary (`{"target": "queue", "queue_id": 3}`...), the form a
+    /// request gives it in.
+    pub fn to_api(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            ReplyRouteSpec::ChannelDefault => json!({"target": "channel"}),
+            ReplyRouteSpec::Queue(queue_id) => json!({"target": "queue", "queue_id": queue_id}),
+            ReplyRouteSpec::Agent {
+                agent_id,
+                fallback_queue_id,
+            } => json!({"target": "agent", "agent_id": agent_id,
+                "fallback_queue_id": fallback_queue_id}),
+            ReplyRouteSpec::None => json!({"target": "bot"}),
+        }
+    }
+}
+
 /// One template send.
 #[derive(Debug, Clone)]
 pub struct TemplateSend {

@@ -84,9 +84,25 @@ pub async fn list(
         .store
         .broadcasts(queues.as_deref(), q.limit.unwrap_or(100).clamp(1, 500))
         .await?;
-    Ok(Json(
-        json!({ "broadcasts": list.iter().map(view).collect::<Vec<_>>() }),
-    ))
+    // A list names its templates (few distinct ones: fetched once each).
+    let mut names: std::collections::HashMap<i64, Option<String>> = Default::default();
+    let mut out = Vec::with_capacity(list.len());
+    for b in &list {
+        let name = match names.get(&b.template_id) {
+            Some(name) => name.clone(),
+            None => {
+                let name = app.store.template(b.template_id).await?.map(|t| t.name);
+                names.insert(b.template_id, name.clone());
+                name
+            }
+        };
+        let mut v = view(b);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("template_name".into(), json!(name));
+        }
+        out.push(v);
+    }
+    Ok(Json(json!({ "broadcasts": out })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -430,13 +446,17 @@ pub async fn pause(
 }
 
 /// `POST /api/broadcasts/{id}/resume`: run_broadcasts, within reach (also after Meta's quality
-/// stop: the worker stops it again while the signal persists).
+/// stop: the worker stops it again while the signal persists). One paused before its start time
+/// goes back to waiting for it.
 pub async fn resume(
     State(app): State<AppState>,
     who: Principal,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
-    act(&app, &who, id, &[b::PAUSED], b::RUNNING, None).await
+    let broadcast = visible(&app, &who, id).await?;
+    let later = broadcast.start_at.is_some_and(|at| at > store::now_ms());
+    let to = if later { b::SCHEDULED } else { b::RUNNING };
+    act(&app, &who, id, &[b::PAUSED], to, None).await
 }
 
 /// `POST /api/broadcasts/{id}/cancel`: run_broadcasts, within reach. Who has not been sent to
@@ -617,26 +637,39 @@ pub struct ConsentRequest {
     pub note: Option<String>,
 }
 
-/// `GET /api/contacts/{id}/consent`: run_broadcasts. The contact's consent history.
+/// Supervisors reach the consent of their queues' customers only (404 otherwise, as for a
+/// contact that does not exist).
+async fn consent_scope(app: &AppState, who: &Principal, contact_id: i64) -> ApiResult<()> {
+    if scope(app, who).await?.is_none() {
+        return Ok(());
+    }
+    match who.user_id() {
+        Some(me) if app.store.contact_in_reach(contact_id, me).await? => Ok(()),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// `GET /api/contacts/{id}/consent`: run_broadcasts, customers within reach. The contact's
+/// consent history.
 pub async fn consent_history(
     State(app): State<AppState>,
     who: Principal,
     Path(contact_id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
-    scope(&app, &who).await?;
+    consent_scope(&app, &who, contact_id).await?;
     let events = app.store.consent_events(contact_id).await?;
     Ok(Json(json!({ "events": events })))
 }
 
-/// `POST /api/contacts/{id}/consent`: run_broadcasts. Records an opt-in (the customer agreed,
-/// e.g. on a form) or an opt-out made by a person or an integration.
+/// `POST /api/contacts/{id}/consent`: run_broadcasts, customers within reach. Records an opt-in
+/// (the customer agreed, e.g. on a form) or an opt-out made by a person or an integration.
 pub async fn record_consent(
     State(app): State<AppState>,
     who: Principal,
     Path(contact_id): Path<i64>,
     Json(req): Json<ConsentRequest>,
 ) -> ApiResult<Response> {
-    scope(&app, &who).await?;
+    consent_scope(&app, &who, contact_id).await?;
     let kind = match req.kind.as_str() {
         "opt_in" => ConsentKind::OptIn,
         "opt_out" => ConsentKind::OptOut,

@@ -475,13 +475,18 @@ fn due_at(due_at: Option<i64>, at: Option<&str>) -> ApiResult<i64> {
 /// template's name and language.
 async fn view(app: &AppState, r: &ScheduleRecord) -> ApiResult<Value> {
     let mut v = serde_json::to_value(r).map_err(|e| ApiError::Internal(e.into()))?;
-    let parse = |s: &Option<String>| {
-        s.as_deref()
-            .and_then(|j| serde_json::from_str::<Value>(j).ok())
-            .unwrap_or(Value::Null)
+    v["template_values"] = r
+        .template_values
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<Value>(j).ok())
+        .unwrap_or(Value::Null);
+    // Stored only when not the channel's default.
+    v["reply_route"] = match r.reply_route.as_deref() {
+        None => json!({"target": "channel"}),
+        Some(j) => serde_json::from_str::<ReplyRouteSpec>(j)
+            .map(|spec| spec.to_api())
+            .unwrap_or(Value::Null),
     };
-    v["template_values"] = parse(&r.template_values);
-    v["reply_route"] = parse(&r.reply_route);
     v["template"] = match r.template_id {
         Some(id) => match app.store.template(id).await? {
             Some(t) => {

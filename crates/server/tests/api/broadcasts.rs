@@ -688,6 +688,7 @@ async fn only_who_may_run_broadcasts(app: TestApp) {
         .map(|b| b["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, vec![created["broadcast"]["id"].as_i64().unwrap()]);
+    assert_eq!(list["broadcasts"][0]["template_name"], TEMPLATE);
     assert_eq!(
         agent
             .get(&format!("/api/broadcasts/{other}/export.csv"))
@@ -695,9 +696,37 @@ async fn only_who_may_run_broadcasts(app: TestApp) {
             .0,
         403
     );
+
+    // Consent: a supervisor reaches their queues' customers only.
+    let conversation = app.open_conversation("5511977770001").await;
+    let (contact, _) = contact_of(&app, "5511977770001").await;
+    app.store
+        .set_queue_if_unset(conversation, theirs.id)
+        .await
+        .unwrap();
+    let consent = format!("/api/contacts/{contact}/consent");
+    assert_eq!(supervisor.get(&consent).await.0, 404);
+    let opt_out = json!({"kind": "opt_out"});
+    assert_eq!(supervisor.post(&consent, &opt_out).await.0, 404);
+    assert_eq!(app.api_post(&consent, &opt_out).await.status(), 201);
+}
+
+/// A broadcast started ahead of its `start_at` waits; paused and resumed, it waits again rather
+/// than running at once.
+async fn a_scheduled_broadcast_waits_for_its_time(app: TestApp) {
+    let (template_id, _) = template(&app).await;
+    let in_an_hour = store::now_ms() + 3_600_000;
+    let id = create(&app, template_id, json!({ "start_at": in_an_hour })).await;
+    let (status, _) = upload(&app, id, csv_of(3), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(act(&app, id, "start").await["status"], "scheduled");
+    assert_eq!(act(&app, id, "pause").await["status"], "paused");
+    assert_eq!(act(&app, id, "resume").await["status"], "scheduled");
+    assert_eq!(template_count(&app), 0, "nothing sent before its time");
 }
 
 on_both_backends!(
+    a_scheduled_broadcast_waits_for_its_time,
     audience_is_checked_then_sent_once_each,
     ten_thousand_paced_paused_resumed_agents_first,
     slow_channel_is_paced,

@@ -137,6 +137,8 @@ async fn schedules_are_listed_edited_and_cancelled(app: TestApp) {
     assert_eq!(a["template"]["name"], "lembrete");
     assert_eq!(a["template_values"]["body"]["1"], "Ana");
     assert_eq!(a["contact_wa_id"], wa_id);
+    // The reply route reads back in the vocabulary a request uses.
+    assert_eq!(a["reply_route"], json!({"target": "channel"}));
     let (status, again) = sueli
         .post(
             "/api/schedules",

@@ -148,6 +148,11 @@ async fn create_review_and_read(app: TestApp) {
         .await;
     assert_eq!(filtered["templates"].as_array().unwrap().len(), 1);
     assert_eq!(filtered["templates"][0]["id"], pending_id);
+    // The search takes `_` literally (it is in most names) and `%` is no wildcard.
+    let by_name = admin.get_ok("/api/templates?q=pedido_p").await;
+    assert_eq!(by_name["templates"].as_array().unwrap().len(), 1);
+    let wildcard = admin.get_ok("/api/templates?q=pedido%25p").await;
+    assert_eq!(wildcard["templates"].as_array().unwrap().len(), 0);
     let one = template_of(&admin, id).await;
     assert_eq!(one["edit"]["allowed"], true);
 }

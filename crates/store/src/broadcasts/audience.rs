@@ -62,6 +62,9 @@ pub struct ContactFilter {
     pub name: Option<String>,
     /// Custom fields (`custom.<key>` of the contact's conversations), exactly.
     pub fields: Vec<(String, String)>,
+    /// Only customers within this person's reach (see [`Store::contact_in_reach`]); `None` for
+    /// admins and integrations.
+    pub reach_of: Option<i64>,
 }
 
 /// A contact as an audience sees it: the columns a mapping may name.
@@ -301,6 +304,15 @@ impl Store {
             ));
             n += 2;
         }
+        if filter.reach_of.is_some() {
+            sql.push_str(&format!(
+                " AND (NOT EXISTS (SELECT 1 FROM conversations c WHERE c.contact_id = ct.id
+                        AND (c.queue_id IS NOT NULL OR c.agent_id IS NOT NULL))
+                    OR EXISTS (SELECT 1 FROM conversations c WHERE c.contact_id = ct.id
+                        AND (c.agent_id = ${n} OR c.queue_id IN
+                            (SELECT queue_id FROM queue_members WHERE user_id = ${n}))))"
+            ));
+        }
         sql.push_str(" ORDER BY ct.id LIMIT $3");
         let name_pattern = filter.name.as_ref().map(|name| {
             let escaped = name.to_lowercase().replace(['%', '_'], "");
@@ -319,6 +331,9 @@ impl Store {
             }
             for (key, value) in &filter.fields {
                 query = query.bind(format!("custom.{key}")).bind(value);
+            }
+            if let Some(user_id) = filter.reach_of {
+                query = query.bind(user_id);
             }
             query.fetch_all(pool).await?
         });

@@ -52,7 +52,8 @@ struct FilterRequest {
 }
 
 impl FilterRequest {
-    fn filter(&self) -> ContactFilter {
+    /// `reach_of`: the supervisor whose queues' customers alone may be chosen.
+    fn filter(&self, reach_of: Option<i64>) -> ContactFilter {
         let clean = |s: &Option<String>| {
             s.as_ref()
                 .map(|v| v.trim().to_owned())
@@ -66,6 +67,7 @@ impl FilterRequest {
                 .iter()
                 .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
                 .collect(),
+            reach_of,
         }
     }
 }
@@ -152,9 +154,14 @@ pub async fn audience(
     let built = match source {
         Source::Csv { text, mapping } => from_csv(text, mapping, &def, header_media.as_ref())?,
         Source::Contacts { filter, mapping } => {
+            let reach_of = match who.role() {
+                store::auth::Role::Admin => None,
+                _ => who.user_id(),
+            };
             from_contacts(
                 &app,
                 &broadcast,
+                filter.filter(reach_of),
                 filter,
                 mapping,
                 &def,
@@ -339,6 +346,7 @@ fn from_csv(
 async fn from_contacts(
     app: &AppState,
     broadcast: &BroadcastRecord,
+    contact_filter: ContactFilter,
     filter: FilterRequest,
     mapping: Option<Mapping>,
     def: &TemplateDefinition,
@@ -357,7 +365,6 @@ async fn from_contacts(
     let suggestion = suggest_contact_mapping(def, &fields);
     let mapping = mapping.unwrap_or_else(|| suggestion.clone());
     check_mapping(&mapping, &columns)?;
-    let contact_filter = filter.filter();
     let mut checked = Checked::default();
     let (mut after, mut line) = (0, 1);
     loop {
