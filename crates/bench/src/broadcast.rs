@@ -552,6 +552,7 @@ async fn measure(
             "number_ratio": round(number_per_sec / rate, 4),
             "max_in_any_1s_window_number": max_number,
             "max_in_any_1s_window_broadcast": max_broadcast,
+            "broadcast_sends_per_second": load::per_second(&templates),
             "never_above": max_number as f64 <= rate,
             "completed": completed,
             "completed_after_last_send_s": round(t_done.elapsed().as_secs_f64(), 1),

@@ -30,7 +30,7 @@ impl Access {
             Ok(())
         } else {
             Err(ApiError::Forbidden(
-                "you may not do this with this conversation".into(),
+                "Você não pode fazer isto nesta conversa.".into(),
             ))
         }
     }

@@ -190,6 +190,25 @@ pub fn simulator_active(app: &AppState) -> bool {
                 .any(|c| !c.is_simulator && c.enabled))
 }
 
+/// Whether the request's bearer token is the simulator channel's (the only token graph-sim
+/// accepts in the demo).
+fn carries_sim_token(app: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let expected = app
+        .channels
+        .by_phone_number_id(SIM_PHONE_NUMBER_ID)
+        .map(|c| c.access_token.clone());
+    match (given, expected) {
+        (Some(given), Some(expected)) => {
+            crate::http::webhook::constant_time_eq(given.as_bytes(), expected.as_bytes())
+        }
+        _ => false,
+    }
+}
+
 /// Middleware on everything under `/sim`.
 pub async fn guard(State(app): State<AppState>, request: Request, next: Next) -> Response {
     if !simulator_active(&app) {
@@ -212,7 +231,17 @@ pub async fn guard(State(app): State<AppState>, request: Request, next: Next) ->
         .find(|s| !s.is_empty())
         .is_some_and(|first| first.eq_ignore_ascii_case("_sim"));
     if !is_control {
-        // The Graph API side: graph-sim checks the channel's access token itself.
+        // The Graph API side: graph-sim checks the channel's access token itself, but only after
+        // reading a body of up to 100 MB; a stranger is turned away before that.
+        if !carries_sim_token(&app, request.headers()) {
+            return (
+                axum::http::StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({"error": {
+                    "message": "Invalid OAuth access token - Cannot parse access token",
+                    "type": "OAuthException", "code": 190}})),
+            )
+                .into_response();
+        }
         return next.run(request).await;
     }
     if !ALLOWED_CONTROL

@@ -195,6 +195,22 @@ impl Sends {
     }
 }
 
+/// How many of `times` (ascending) fell in each second from the first.
+pub fn per_second(times: &[SystemTime]) -> Vec<usize> {
+    let Some(first) = times.first() else {
+        return Vec::new();
+    };
+    let mut out: Vec<usize> = Vec::new();
+    for t in times {
+        let i = t.duration_since(*first).unwrap_or_default().as_secs() as usize;
+        if out.len() <= i {
+            out.resize(i + 1, 0);
+        }
+        out[i] += 1;
+    }
+    out
+}
+
 /// The most of `times` (ascending) within any sliding one-second window.
 pub fn max_in_any_second(times: &[SystemTime]) -> usize {
     let window = Duration::from_secs(1);

@@ -51,7 +51,9 @@ impl Principal {
         if allowed.contains(&self.role()) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden("your role does not allow this".into()))
+            Err(ApiError::Forbidden(
+                "Seu perfil não permite esta ação.".into(),
+            ))
         }
     }
 }
@@ -96,7 +98,7 @@ impl FromRequestParts<AppState> for Principal {
                 .and_then(|v| v.to_str().ok());
             if sent != Some(csrf.as_str()) {
                 return Err(ApiError::Forbidden(
-                    "missing or wrong X-CSRF-Token header".into(),
+                    "Cabeçalho X-CSRF-Token ausente ou incorreto: recarregue a página e tente de novo.".into(),
                 ));
             }
         }

@@ -294,6 +294,8 @@ async fn recipient(
     if let Some(id) = req.conversation_id {
         let (c, access) = crate::access::visible_conversation(app, who, id).await?;
         access.require(Access::Read)?;
+        // Seeing a conversation (a supervisor sees unqueued ones) is not reaching its customer.
+        require_reach(app, who, c.contact_id).await?;
         return Ok((
             c.channel_id,
             c.contact_id,
@@ -335,13 +337,7 @@ async fn recipient(
         .contact_brief(contact_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if let (Some(me), false) = (who.user_id(), who.role() == Role::Admin)
-        && !app.store.contact_in_reach(contact.id, me).await?
-    {
-        return Err(ApiError::Forbidden(
-            "Este cliente é atendido por outra fila.".into(),
-        ));
-    }
+    require_reach(app, who, contact.id).await?;
     let queue = match contact.open_conversation_id {
         Some(open) => app.store.conversation(open).await?.and_then(|c| c.queue_id),
         None => None,
@@ -352,6 +348,18 @@ async fn recipient(
         contact.open_conversation_id,
         queue.or(my_queue),
     ))
+}
+
+/// Agents and supervisors schedule only for customers of their queues.
+async fn require_reach(app: &AppState, who: &Principal, contact_id: i64) -> ApiResult<()> {
+    if let (Some(me), false) = (who.user_id(), who.role() == Role::Admin)
+        && !app.store.contact_in_reach(contact_id, me).await?
+    {
+        return Err(ApiError::Forbidden(
+            "Este cliente é atendido por outra fila.".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The template a schedule names (or keeps) and its values, checked against it now.

@@ -108,7 +108,8 @@ pub async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Byte
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares secrets without leaking where they differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

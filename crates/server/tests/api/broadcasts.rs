@@ -709,6 +709,30 @@ async fn only_who_may_run_broadcasts(app: TestApp) {
     let opt_out = json!({"kind": "opt_out"});
     assert_eq!(supervisor.post(&consent, &opt_out).await.0, 404);
     assert_eq!(app.api_post(&consent, &opt_out).await.status(), 201);
+
+    // A CSV names whoever it likes; a supervisor's audience keeps their customers only.
+    let mine_id = created["broadcast"]["id"].as_i64().unwrap();
+    let csv = "telefone;nome;pedido\n5511977770001;Ana;P1\n5511977770002;Bia;P2\n";
+    let (status, audience) = supervisor
+        .upload_to(
+            &format!("/api/broadcasts/{mine_id}/audience"),
+            "publico.csv",
+            csv.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(status, 200, "{audience}");
+    let rejected: Vec<_> = audience["invalid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["row"].as_i64(), r["code"].as_str()))
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![(Some(2), Some("out_of_reach"))],
+        "{audience}"
+    );
+    assert_eq!(audience["accepted"], 1);
 }
 
 /// A broadcast started ahead of its `start_at` waits; paused and resumed, it waits again rather

@@ -586,6 +586,25 @@ impl Person {
         self.call(reqwest::Method::GET, path, None).await
     }
 
+    /// A multipart POST with one file field (`file`), as the browser uploads one.
+    pub async fn upload_to(&self, path: &str, file_name: &str, bytes: Vec<u8>) -> (u16, Value) {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned()),
+        );
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.address))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }

@@ -291,6 +291,17 @@ async fn the_simulator_needs_an_admin_session_with_csrf_and_json() {
         assert_eq!(answer.status(), 404, "{path}");
     }
 
+    // The Graph side turns a stranger away before reading the body (up to 100 MB for media).
+    let stranger = app
+        .http
+        .post(format!("{}/sim/v23.0/100000000000001/media", app.address))
+        .bearer_auth("not-the-channel-token")
+        .body(vec![0u8; 1024])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(stranger.status(), 401);
+
     let agent: Person = app.person(Role::Agent, "Ana").await;
     assert_eq!(agent.get("/sim/_sim/sent").await.0, 403, "an admin's tool");
 

@@ -23,7 +23,7 @@ pub struct NewRecipient {
 pub struct Rejection {
     pub row_number: i64,
     pub phone: Option<String>,
-    /// invalid_phone, duplicate, invalid_variables, missing_phone
+    /// invalid_phone, duplicate, invalid_variables, missing_phone, out_of_reach
     pub code: String,
     pub reason: String,
 }

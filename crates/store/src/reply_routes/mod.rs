@@ -389,6 +389,30 @@ impl Store {
         Ok(queued == 0 || mine > 0)
     }
 
+    /// The channel's customers out of this person's reach (the complement of
+    /// [`Store::contact_in_reach`]), by WhatsApp id: one query for a whole audience.
+    pub async fn wa_ids_out_of_reach(
+        &self,
+        channel_id: i64,
+        user_id: i64,
+    ) -> Result<std::collections::HashSet<String>> {
+        let rows: Vec<String> = on_read!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT ct.wa_id FROM contacts ct WHERE ct.channel_id = $1
+                   AND EXISTS (SELECT 1 FROM conversations c WHERE c.contact_id = ct.id
+                        AND (c.queue_id IS NOT NULL OR c.agent_id IS NOT NULL))
+                   AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.contact_id = ct.id
+                        AND (c.agent_id = $2 OR c.queue_id IN
+                            (SELECT queue_id FROM queue_members WHERE user_id = $2)))",
+            )
+            .bind(channel_id)
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+
     /// Gives a conversation a queue when it has none (a conversation an agent started belongs to
     /// their queue, so its supervisors oversee it).
     pub async fn set_queue_if_unset(&self, conversation_id: i64, queue_id: i64) -> Result<bool> {

@@ -17,6 +17,10 @@ pub type Mapping = BTreeMap<String, String>;
 
 /// The largest audience accepted at once.
 pub const MAX_ROWS: usize = 200_000;
+/// A phone, a name and a template's variables fit many times over; a wider file is a mistake
+/// (or an attack on memory: every cell becomes a string).
+pub const MAX_COLUMNS: usize = 100;
+pub const MAX_CELL_CHARS: usize = 1_024;
 
 /// A parsed CSV: its header and its rows with their line numbers (the header is line 1).
 #[derive(Debug, Clone, Default)]
@@ -48,9 +52,26 @@ pub fn parse_csv(bytes: &[u8]) -> Result<Table, String> {
     if columns.iter().all(String::is_empty) {
         return Err("O CSV está vazio: a primeira linha deve ter os nomes das colunas.".into());
     }
+    let too_wide = |line: String| {
+        format!(
+            "A linha {line} do CSV tem mais de {MAX_COLUMNS} colunas; deixe só as que o disparo usa."
+        )
+    };
+    if columns.len() > MAX_COLUMNS {
+        return Err(too_wide("1".into()));
+    }
     let mut rows = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let record = record.map_err(|e| format!("CSV inválido na linha {}: {e}", i + 2))?;
+        if record.len() > MAX_COLUMNS {
+            return Err(too_wide((i + 2).to_string()));
+        }
+        if record.iter().any(|c| c.chars().count() > MAX_CELL_CHARS) {
+            return Err(format!(
+                "A linha {} do CSV tem uma célula com mais de {MAX_CELL_CHARS} caracteres.",
+                i + 2
+            ));
+        }
         if record.iter().all(str::is_empty) {
             continue;
         }
@@ -306,6 +327,28 @@ impl Checked {
     }
 }
 
+impl Checked {
+    /// Turns the recipients in `out_of_reach` into rejections (a supervisor's CSV naming another
+    /// queue's customers), keeping the rows' order.
+    pub fn reject_out_of_reach(&mut self, out_of_reach: &std::collections::HashSet<String>) {
+        if out_of_reach.is_empty() {
+            return;
+        }
+        let (outside, inside): (Vec<_>, Vec<_>) = std::mem::take(&mut self.recipients)
+            .into_iter()
+            .partition(|r| out_of_reach.contains(&r.wa_id));
+        self.recipients = inside;
+        self.rejections
+            .extend(outside.into_iter().map(|r| Rejection {
+                row_number: r.row_number,
+                phone: Some(r.wa_id),
+                code: "out_of_reach".into(),
+                reason: "Este cliente é atendido por outra fila.".into(),
+            }));
+        self.rejections.sort_by_key(|r| r.row_number);
+    }
+}
+
 /// The row's values for the template's variables, by the mapping.
 pub fn variables_of(row: &dyn Row, mapping: &Mapping) -> RecipientVariables {
     let mut v = RecipientVariables::default();
@@ -330,6 +373,20 @@ pub fn variables_of(row: &dyn Row, mapping: &Mapping) -> RecipientVariables {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wide_rows_and_long_cells_are_refused() {
+        let header: Vec<String> = (0..=MAX_COLUMNS).map(|i| format!("c{i}")).collect();
+        let wide = format!("{}\n", header.join(";"));
+        assert!(parse_csv(wide.as_bytes()).unwrap_err().contains("colunas"));
+        let row = format!(
+            "telefone;nome\n5511999990000;{}\n",
+            "a".repeat(MAX_CELL_CHARS + 1)
+        );
+        assert!(parse_csv(row.as_bytes()).unwrap_err().contains("célula"));
+        let cells = format!("telefone\n{}\n", "a;".repeat(MAX_COLUMNS + 1));
+        assert!(parse_csv(cells.as_bytes()).unwrap_err().contains("colunas"));
+    }
 
     fn def(body: &str) -> TemplateDefinition {
         serde_json::from_value(serde_json::json!({

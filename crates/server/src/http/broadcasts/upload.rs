@@ -151,13 +151,14 @@ pub async fn audience(
     };
     let (def, header_media) = template_of(&app, &broadcast).await?;
     let started = std::time::Instant::now();
-    let built = match source {
+    // Supervisors reach their queues' customers only, whatever the source.
+    let reach_of = match who.role() {
+        store::auth::Role::Admin => None,
+        _ => who.user_id(),
+    };
+    let mut built = match source {
         Source::Csv { text, mapping } => from_csv(text, mapping, &def, header_media.as_ref())?,
         Source::Contacts { filter, mapping } => {
-            let reach_of = match who.role() {
-                store::auth::Role::Admin => None,
-                _ => who.user_id(),
-            };
             from_contacts(
                 &app,
                 &broadcast,
@@ -170,6 +171,13 @@ pub async fn audience(
             .await?
         }
     };
+    if let Some(me) = reach_of {
+        let outside = app
+            .store
+            .wa_ids_out_of_reach(broadcast.channel_id, me)
+            .await?;
+        built.checked.reject_out_of_reach(&outside);
+    }
     let counts = app
         .store
         .replace_audience(
@@ -236,7 +244,11 @@ async fn read_multipart(mut form: Multipart) -> ApiResult<Source> {
         }
     }
     let bytes = text.ok_or_else(|| unprocessable("no_file", "Envie o CSV no campo «file»."))?;
-    let table = parse_csv(&bytes).map_err(|m| unprocessable("invalid_csv", m))?;
+    // Tens of megabytes of parsing: off the async workers, so other requests go on meanwhile.
+    let table = tokio::task::spawn_blocking(move || parse_csv(&bytes))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|m| unprocessable("invalid_csv", m))?;
     // Kept decoded, so a later re-mapping reads the same text.
     let mut text = String::new();
     {

@@ -91,7 +91,9 @@ pub(super) async fn may_write_canned(
         (Role::Supervisor, None) => Err(ApiError::Forbidden(
             "canned responses for every queue (no queue_id) are written by admins".into(),
         )),
-        (Role::Agent, _) => Err(ApiError::Forbidden("your role does not allow this".into())),
+        (Role::Agent, _) => Err(ApiError::Forbidden(
+            "Seu perfil não permite esta ação.".into(),
+        )),
     }
 }
 
