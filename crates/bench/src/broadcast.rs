@@ -500,9 +500,9 @@ async fn measure(
     let broadcast_per_sec = per_sec(templates.len());
     let on_number = match (first, last) {
         (Some(a), Some(b)) => sends.all_between(a, b),
-        _ => 0,
+        _ => Vec::new(),
     };
-    let number_per_sec = per_sec(on_number);
+    let number_per_sec = per_sec(on_number.len());
     let rate = args.rate as f64;
     let max_number = sim.max_sends_in_any_second(&spec.phone_number_id);
     let max_broadcast = load::max_in_any_second(&templates);
@@ -547,12 +547,13 @@ async fn measure(
             "configured_per_sec": args.rate,
             "broadcast_per_sec": round(broadcast_per_sec, 1),
             "broadcast_ratio": round(broadcast_per_sec / rate, 4),
-            "number_sends_in_span": on_number,
+            "number_sends_in_span": on_number.len(),
             "number_per_sec": round(number_per_sec, 1),
             "number_ratio": round(number_per_sec / rate, 4),
             "max_in_any_1s_window_number": max_number,
             "max_in_any_1s_window_broadcast": max_broadcast,
             "broadcast_sends_per_second": load::per_second(&templates),
+            "number_idle_gaps": load::idle_gaps(&on_number),
             "never_above": max_number as f64 <= rate,
             "completed": completed,
             "completed_after_last_send_s": round(t_done.elapsed().as_secs_f64(), 1),

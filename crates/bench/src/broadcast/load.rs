@@ -186,13 +186,38 @@ impl Sends {
         self.all.iter().filter_map(|s| s.template_to.as_deref())
     }
 
-    /// Sends of any kind that arrived in `[from, to]`.
-    pub fn all_between(&self, from: SystemTime, to: SystemTime) -> usize {
-        self.all
+    /// Arrival times of the sends of any kind in `[from, to]`, ascending.
+    pub fn all_between(&self, from: SystemTime, to: SystemTime) -> Vec<SystemTime> {
+        let mut t: Vec<SystemTime> = self
+            .all
             .iter()
-            .filter(|s| s.at >= from && s.at <= to)
-            .count()
+            .map(|s| s.at)
+            .filter(|at| *at >= from && *at <= to)
+            .collect();
+        t.sort_unstable();
+        t
     }
+}
+
+/// Where the number sat idle: the pauses between consecutive sends (ascending `times`) longer
+/// than 10 ms (at 1,000 msg/s sends are about 1 ms apart), by size, and the time they add up to.
+pub fn idle_gaps(times: &[SystemTime]) -> Value {
+    let gaps: Vec<f64> = times
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).unwrap_or_default().as_secs_f64() * 1000.0)
+        .filter(|ms| *ms > 10.0)
+        .collect();
+    let count = |min: f64| gaps.iter().filter(|g| **g > min).count();
+    let idle_ms: f64 = gaps.iter().sum();
+    json!({
+        "over_10ms": gaps.len(),
+        "over_25ms": count(25.0),
+        "over_50ms": count(50.0),
+        "over_100ms": count(100.0),
+        "over_250ms": count(250.0),
+        "idle_s_in_gaps_over_10ms": (idle_ms / 10.0).round() / 100.0,
+        "longest_ms": gaps.iter().copied().fold(0.0, f64::max).round(),
+    })
 }
 
 /// How many of `times` (ascending) fell in each second from the first.

@@ -286,7 +286,7 @@ async fn build_send(
     })
 }
 
-async fn known_queue(app: &AppState, queue_id: i64) -> ApiResult<()> {
+pub(crate) async fn known_queue(app: &AppState, queue_id: i64) -> ApiResult<()> {
     match app.store.queue(queue_id).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::bad_request(format!(

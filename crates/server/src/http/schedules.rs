@@ -78,7 +78,7 @@ pub async fn create(
         created_by: who.user_id(),
         idempotency_key: req.idempotency_key.clone().filter(|k| !k.trim().is_empty()),
         note: req.note.clone().filter(|n| !n.trim().is_empty()),
-        reply_route: route_json(&who, req.template.reply_route.clone())?,
+        reply_route: route_json(&app, &who, req.template.reply_route.clone()).await?,
         ..NewSchedule::default()
     };
     match kind {
@@ -206,7 +206,7 @@ pub async fn update(
         ..SchedulePatch::default()
     };
     if req.template.reply_route.is_some() {
-        patch.reply_route = Some(route_json(&who, req.template.reply_route.clone())?);
+        patch.reply_route = Some(route_json(&app, &who, req.template.reply_route.clone()).await?);
     }
     let t = &req.template;
     let template_changed = t.template_id.is_some()
@@ -429,7 +429,22 @@ fn checked_text(body: Option<&str>) -> ApiResult<String> {
 }
 
 /// The reply route as stored (`None`: the channel's default when it fires).
-fn route_json(who: &Principal, route: Option<ReplyRouteBody>) -> ApiResult<Option<String>> {
+async fn route_json(
+    app: &AppState,
+    who: &Principal,
+    route: Option<ReplyRouteBody>,
+) -> ApiResult<Option<String>> {
+    // The queues it names must exist when it fires; checked now, as for a send.
+    if let Some(
+        ReplyRouteBody::Queue { queue_id: q }
+        | ReplyRouteBody::Agent {
+            fallback_queue_id: Some(q),
+            ..
+        },
+    ) = &route
+    {
+        crate::hsm::api::known_queue(app, *q).await?;
+    }
     let spec = match route {
         None | Some(ReplyRouteBody::Channel) => return Ok(None),
         Some(ReplyRouteBody::None) => ReplyRouteSpec::None,

@@ -139,6 +139,17 @@ async fn schedules_are_listed_edited_and_cancelled(app: TestApp) {
     assert_eq!(a["contact_wa_id"], wa_id);
     // The reply route reads back in the vocabulary a request uses.
     assert_eq!(a["reply_route"], json!({"target": "channel"}));
+    let (status, unknown) = sueli
+        .post(
+            "/api/schedules",
+            &reminder(
+                template_id,
+                json!({ "conversation_id": conversation_id, "due_at": later,
+                        "reply_route": {"target": "queue", "queue_id": 999_999} }),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "a reply route to no queue: {unknown}");
     let (status, again) = sueli
         .post(
             "/api/schedules",

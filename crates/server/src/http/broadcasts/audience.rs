@@ -384,7 +384,7 @@ mod tests {
             "a".repeat(MAX_CELL_CHARS + 1)
         );
         assert!(parse_csv(row.as_bytes()).unwrap_err().contains("célula"));
-        let cells = format!("telefone\n{}\n", "a;".repeat(MAX_COLUMNS + 1));
+        let cells = format!("telefone;nome\n{}\n", "a;".repeat(MAX_COLUMNS + 1));
         assert!(parse_csv(cells.as_bytes()).unwrap_err().contains("colunas"));
     }
 
