@@ -427,7 +427,11 @@ async fn measure(
     let expected_secs = n as f64 / (args.rate as f64 * 0.9);
     let deadline = Instant::now() + Duration::from_secs_f64(expected_secs + 120.0);
     let mut stalled = false;
+    let mut inbox = InboxBacklog::default();
     while sends.templates() < n {
+        if inbox.due() {
+            inbox.sample(db).await;
+        }
         let new = sim.wait_for_sent_after(seen, Duration::from_secs(1)).await;
         seen += new.len();
         let before = sends.templates();
@@ -557,6 +561,7 @@ async fn measure(
             "never_above": max_number as f64 <= rate,
             "completed": completed,
             "completed_after_last_send_s": round(t_done.elapsed().as_secs_f64(), 1),
+            "inbox_backlog": inbox.report(),
             "report": final_report,
         },
         "agents": agent,
@@ -596,4 +601,52 @@ fn abbreviated(answer: &Value) -> Value {
         }
     }
     a
+}
+
+/// The server's inbox (webhooks stored, not processed yet: status webhooks and the customers'
+/// messages wait in the same line), sampled about once a second during the broadcast.
+#[derive(Default)]
+struct InboxBacklog {
+    last: Option<Instant>,
+    samples: usize,
+    max_pending: i64,
+    max_oldest_age_ms: i64,
+    last_pending: i64,
+}
+
+impl InboxBacklog {
+    fn due(&self) -> bool {
+        self.last
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+    }
+
+    async fn sample(&mut self, db: &ScratchDatabase) {
+        self.last = Some(Instant::now());
+        let rows = db
+            .query_pairs(
+                "SELECT COUNT(*), COALESCE(MIN(received_at), 0) FROM inbox
+                 WHERE state = 'pending' AND $1 = $2",
+                0,
+                0,
+            )
+            .await;
+        let Ok(Some(&(pending, oldest))) = rows.as_ref().map(|r| r.first()) else {
+            return;
+        };
+        self.samples += 1;
+        self.last_pending = pending;
+        self.max_pending = self.max_pending.max(pending);
+        if pending > 0 {
+            self.max_oldest_age_ms = self.max_oldest_age_ms.max(store::now_ms() - oldest);
+        }
+    }
+
+    fn report(&self) -> Value {
+        json!({
+            "samples": self.samples,
+            "max_pending": self.max_pending,
+            "max_oldest_age_s": round(self.max_oldest_age_ms as f64 / 1000.0, 1),
+            "pending_at_last_sample": self.last_pending,
+        })
+    }
 }

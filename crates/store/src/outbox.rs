@@ -201,9 +201,12 @@ impl Store {
         let now = now_ms();
         Ok(on_read!(self, pool => {
             sqlx::query_scalar(
+                // The first term repeats the partial indexes' condition so SQLite uses one
+                // instead of scanning every job ever sent.
                 "SELECT DISTINCT channel_id FROM outbox
-                 WHERE (state = 'pending' AND next_attempt_at <= $1)
-                    OR (state = 'inflight' AND locked_until < $1)",
+                 WHERE state IN ('pending', 'inflight')
+                   AND ((state = 'pending' AND next_attempt_at <= $1)
+                        OR (state = 'inflight' AND locked_until < $1))",
             )
             .bind(now)
             .fetch_all(pool)

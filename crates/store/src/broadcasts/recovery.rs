@@ -73,8 +73,11 @@ impl Store {
         let now = now_ms();
         let orphaned = on_write!(self, pool => {
             sqlx::query(
+                // `state IN (...)` is the partial indexes' condition: SQLite then reads only the
+                // unfinished jobs, not every job ever sent.
                 "UPDATE outbox SET locked_by = 'orphaned', locked_until = $1
-                 WHERE state = 'inflight' AND priority > 0 AND locked_by <> 'orphaned'
+                 WHERE state IN ('pending', 'inflight') AND state = 'inflight' AND priority > 0
+                   AND locked_by <> 'orphaned'
                    AND NOT EXISTS (SELECT 1 FROM leases l
                         WHERE l.name = 'sender:' || outbox.locked_by AND l.expires_at > $1)",
             )
@@ -96,7 +99,8 @@ impl Store {
                        AND NOT EXISTS (SELECT 1 FROM messages m
                             WHERE m.channel_id = s.channel_id AND m.wamid = s.wamid)
                      ORDER BY s.received_at LIMIT 1)
-                 FROM outbox o WHERE o.state = 'inflight' AND o.locked_by = 'orphaned'",
+                 FROM outbox o WHERE o.state IN ('pending', 'inflight') AND o.state = 'inflight'
+                   AND o.locked_by = 'orphaned'",
             )
             .fetch_all(pool)
             .await?
