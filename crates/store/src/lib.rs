@@ -187,6 +187,9 @@ impl Store {
     }
 }
 
+/// One day in milliseconds: the service window and the messaging limit's moving window.
+pub(crate) const DAY_MS: i64 = 86_400_000;
+
 /// Current time as unix milliseconds, the unit of every timestamp column.
 pub fn now_ms() -> i64 {
     let since_epoch = std::time::SystemTime::now()

@@ -235,41 +235,7 @@ async fn build_send(
         }
         (None, None) => Values::default(),
     };
-    let reply_route = match body.reply_route {
-        None | Some(ReplyRouteBody::Channel) => ReplyRouteSpec::ChannelDefault,
-        Some(ReplyRouteBody::None) => ReplyRouteSpec::None,
-        Some(ReplyRouteBody::Queue { queue_id }) => {
-            known_queue(app, queue_id).await?;
-            ReplyRouteSpec::Queue(queue_id)
-        }
-        Some(ReplyRouteBody::Agent {
-            agent_id,
-            fallback_queue_id,
-        }) => {
-            let agent_id = agent_id.or(who.user_id()).ok_or_else(|| {
-                ApiError::bad_request("an integration must name the agent (\"agent_id\")")
-            })?;
-            if Some(agent_id) != who.user_id() {
-                // Someone else's portfolio: whoever may assign (supervisors, admins).
-                who.require(&[Role::Admin, Role::Supervisor])?;
-            }
-            match app.store.user(agent_id).await? {
-                Some(u) if u.active => {}
-                _ => {
-                    return Err(ApiError::bad_request(format!(
-                        "no active user with id {agent_id}"
-                    )));
-                }
-            }
-            if let Some(q) = fallback_queue_id {
-                known_queue(app, q).await?;
-            }
-            ReplyRouteSpec::Agent {
-                agent_id,
-                fallback_queue_id,
-            }
-        }
-    };
+    let reply_route = checked_route(app, who, body.reply_route).await?;
     Ok(TemplateSend {
         channel_id,
         to,
@@ -283,6 +249,73 @@ async fn build_send(
         reply_route: Some(reply_route),
         idempotency_key: idempotency_key.filter(|k| !k.trim().is_empty()),
         components: body.components,
+    })
+}
+
+/// Reads a request's reply route, checked as the caller may give it: the queues it names exist,
+/// another agent's portfolio only for whoever may assign (supervisors, admins), and agents and
+/// supervisors route only into their own queues and to agents who share one of them.
+pub(crate) async fn checked_route(
+    app: &AppState,
+    who: &Principal,
+    route: Option<ReplyRouteBody>,
+) -> ApiResult<ReplyRouteSpec> {
+    let mine = match (who.user_id(), who.role()) {
+        (Some(me), Role::Agent | Role::Supervisor) => Some(app.store.user_queue_ids(me).await?),
+        _ => None,
+    };
+    let own_queue = |q: i64| mine.as_ref().is_none_or(|m| m.contains(&q));
+    let outside = || {
+        ApiError::Forbidden(
+            "As respostas só podem ir para as suas filas e os atendentes delas.".into(),
+        )
+    };
+    Ok(match route {
+        None | Some(ReplyRouteBody::Channel) => ReplyRouteSpec::ChannelDefault,
+        Some(ReplyRouteBody::None) => ReplyRouteSpec::None,
+        Some(ReplyRouteBody::Queue { queue_id }) => {
+            known_queue(app, queue_id).await?;
+            if !own_queue(queue_id) {
+                return Err(outside());
+            }
+            ReplyRouteSpec::Queue(queue_id)
+        }
+        Some(ReplyRouteBody::Agent {
+            agent_id,
+            fallback_queue_id,
+        }) => {
+            let agent_id = agent_id.or(who.user_id()).ok_or_else(|| {
+                ApiError::bad_request("an integration must name the agent (\"agent_id\")")
+            })?;
+            if Some(agent_id) != who.user_id() {
+                // Someone else's portfolio: whoever may assign (supervisors, admins).
+                who.require(&[Role::Admin, Role::Supervisor])?;
+                if let Some(m) = &mine {
+                    let theirs = app.store.user_queue_ids(agent_id).await?;
+                    if !theirs.iter().any(|q| m.contains(q)) {
+                        return Err(outside());
+                    }
+                }
+            }
+            match app.store.user(agent_id).await? {
+                Some(u) if u.active => {}
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "no active user with id {agent_id}"
+                    )));
+                }
+            }
+            if let Some(q) = fallback_queue_id {
+                known_queue(app, q).await?;
+                if !own_queue(q) {
+                    return Err(outside());
+                }
+            }
+            ReplyRouteSpec::Agent {
+                agent_id,
+                fallback_queue_id,
+            }
+        }
     })
 }
 

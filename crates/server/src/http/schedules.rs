@@ -434,36 +434,10 @@ async fn route_json(
     who: &Principal,
     route: Option<ReplyRouteBody>,
 ) -> ApiResult<Option<String>> {
-    // The queues it names must exist when it fires; checked now, as for a send.
-    if let Some(
-        ReplyRouteBody::Queue { queue_id: q }
-        | ReplyRouteBody::Agent {
-            fallback_queue_id: Some(q),
-            ..
-        },
-    ) = &route
-    {
-        crate::hsm::api::known_queue(app, *q).await?;
-    }
-    let spec = match route {
-        None | Some(ReplyRouteBody::Channel) => return Ok(None),
-        Some(ReplyRouteBody::None) => ReplyRouteSpec::None,
-        Some(ReplyRouteBody::Queue { queue_id }) => ReplyRouteSpec::Queue(queue_id),
-        Some(ReplyRouteBody::Agent {
-            agent_id,
-            fallback_queue_id,
-        }) => {
-            let agent_id = agent_id.or(who.user_id()).ok_or_else(|| {
-                ApiError::bad_request("an integration must name the agent (\"agent_id\")")
-            })?;
-            if Some(agent_id) != who.user_id() {
-                who.require(&[Role::Admin, Role::Supervisor])?;
-            }
-            ReplyRouteSpec::Agent {
-                agent_id,
-                fallback_queue_id,
-            }
-        }
+    // Checked now as for a send; the queues it names must still exist when it fires.
+    let spec = match crate::hsm::api::checked_route(app, who, route).await? {
+        ReplyRouteSpec::ChannelDefault => return Ok(None),
+        spec => spec,
     };
     Ok(Some(to_json(&spec)?))
 }

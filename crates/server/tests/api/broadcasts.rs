@@ -485,6 +485,14 @@ async fn messaging_limit_is_respected(app: TestApp) {
     for i in 0..5 {
         app.open_conversation(&phone(i)).await;
     }
+    // An agent's single template to a customer outside the audience counts too.
+    let (status, single) = crate::hsm_send::start_template(
+        &app,
+        json!({ "to": "5511988887777", "type": "template", "template_id": template_id,
+                "variables": {"1": "Ana", "2": "A1"} }),
+    )
+    .await;
+    assert_eq!(status, 201, "{single}");
     let id = create(&app, template_id, json!({})).await;
     let (status, _) = upload(&app, id, csv_of(30), None).await;
     assert_eq!(status, 200);
@@ -503,8 +511,12 @@ async fn messaging_limit_is_respected(app: TestApp) {
         "{r}"
     );
     assert!(r["waiting_until"].as_i64().is_some(), "{r}");
-    assert_eq!(r["report"]["pending"], 5, "{r}");
-    assert_eq!(template_count(&app), 25, "5 inside a window + 20 new");
+    assert_eq!(r["report"]["pending"], 6, "{r}");
+    assert_eq!(
+        template_count(&app),
+        25,
+        "the single send + 5 inside a window + 19 new"
+    );
     let in_window: Vec<String> = (0..5).map(phone).collect();
     let sends = template_sends(&app);
     assert!(in_window.iter().all(|p| sends.get(p) == Some(&1)));

@@ -375,6 +375,32 @@ async fn the_permission_and_the_queues_decide_who_may_send(app: TestApp) {
     // Olga's customer (a new number is hers).
     let (status, started) = olga.post("/api/messages", &body("5511987650020")).await;
     assert_eq!(status, 201, "{started}");
+    // Replies go only to her queues, and to no other agent's portfolio.
+    let routed = |to: &str, route: Value| {
+        let mut b = body(to);
+        b["reply_route"] = route;
+        b
+    };
+    for route in [
+        json!({"target": "queue", "queue_id": support}),
+        json!({"target": "agent", "agent_id": paulo.id}),
+        json!({"target": "agent", "fallback_queue_id": support}),
+    ] {
+        let (status, denied) = olga
+            .post("/api/messages", &routed("5511987650024", route.clone()))
+            .await;
+        assert_eq!(status, 403, "{route}: {denied}");
+    }
+    let (status, ok) = olga
+        .post(
+            "/api/messages",
+            &routed(
+                "5511987650024",
+                json!({"target": "agent", "fallback_queue_id": sales}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{ok}");
     // Paulo cannot reach a customer of another queue.
     let contact_id = started["conversation"]["contact_id"].as_i64().unwrap();
     let conversation_id = started["conversation"]["id"].as_i64().unwrap();

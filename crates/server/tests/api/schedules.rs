@@ -288,6 +288,30 @@ async fn schedules_are_listed_edited_and_cancelled(app: TestApp) {
         )
         .await;
     assert_eq!(status, 404);
+    // Nor may schedule for billing's customer by naming the contact; Sueli's replies go only to
+    // her queues.
+    let contact_id = crate::desk::conversation(&app, conversation_id).await["contact_id"].clone();
+    let (status, denied) = outsider
+        .post(
+            "/api/schedules",
+            &reminder(
+                template_id,
+                json!({ "contact_id": contact_id, "due_at": later }),
+            ),
+        )
+        .await;
+    assert_eq!(status, 403, "{denied}");
+    let (status, denied) = sueli
+        .post(
+            "/api/schedules",
+            &reminder(
+                template_id,
+                json!({ "conversation_id": conversation_id, "due_at": later,
+                        "reply_route": {"target": "queue", "queue_id": other} }),
+            ),
+        )
+        .await;
+    assert_eq!(status, 403, "{denied}");
     let all = app.api_get("/api/schedules").await;
     assert_eq!(all["schedules"].as_array().unwrap().len(), 3);
 }

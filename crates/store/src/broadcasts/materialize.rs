@@ -12,10 +12,7 @@ use serde_json::json;
 
 use super::{BULK_PRIORITY, list, placeholders};
 use crate::reply_routes::{AWAITING_REPLY_STATE, NewReplyRoute, RouteTarget, insert_reply_routes};
-use crate::{Result, Store, StoreError, now_ms, on_write};
-
-/// A day in ms: the customer service window and the messaging limit's moving period.
-const DAY_MS: i64 = 86_400_000;
+use crate::{DAY_MS, Result, Store, StoreError, now_ms, on_write};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PendingRecipient {

@@ -179,6 +179,23 @@ impl Store {
             let mut message = send.message.clone();
             message.conversation_id = conversation_id;
             let message_id = insert_outbound!(tx, &message, now)?;
+            if message.kind == "template" {
+                // A template outside the customer's window counts against the portfolio's
+                // messaging limit: recorded so a broadcast's budget sees it.
+                sqlx::query(
+                    "INSERT INTO messaging_reach (waba_id, wa_id, channel_id, reached_at)
+                     SELECT ch.waba_id, ct.wa_id, ch.id, $2
+                     FROM contacts ct JOIN channels ch ON ch.id = ct.channel_id
+                     WHERE ct.id = $1 AND (ct.last_inbound_at IS NULL OR ct.last_inbound_at <= $3)
+                     ON CONFLICT (waba_id, wa_id) DO UPDATE SET reached_at = excluded.reached_at,
+                        channel_id = excluded.channel_id",
+                )
+                .bind(contact_id)
+                .bind(now)
+                .bind(now - crate::DAY_MS)
+                .execute(&mut *tx)
+                .await?;
+            }
             if let Some(route) = &send.route {
                 let row = NewReplyRoute {
                     channel_id,
