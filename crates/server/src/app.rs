@@ -146,6 +146,7 @@ impl Application {
         let outbound = Outbound::new(store.clone(), live.clone(), send_wake.clone());
         let completions = crate::workers::outbound::Completions::start(store.clone());
         let late_slots = crate::workers::outbound::LateSlots::start(store.clone());
+        let bulk_slots = crate::workers::outbound::BulkSlots::default();
         for n in 0..config.sender_workers.max(1) {
             let worker = SenderWorker {
                 store: store.clone(),
@@ -157,6 +158,7 @@ impl Application {
                 worker_id: format!("{instance_id}-{n}"),
                 completions: completions.clone(),
                 late_slots: late_slots.clone(),
+                bulk_slots: bulk_slots.clone(),
             };
             workers.spawn(worker.run(shutdown.clone()));
         }

@@ -203,10 +203,11 @@ impl Store {
             sqlx::query_scalar(
                 // The first term repeats the partial indexes' condition so SQLite uses one
                 // instead of scanning every job ever sent.
-                "SELECT DISTINCT channel_id FROM outbox
-                 WHERE state IN ('pending', 'inflight')
-                   AND ((state = 'pending' AND next_attempt_at <= $1)
-                        OR (state = 'inflight' AND locked_until < $1))",
+                "SELECT ch.id FROM channels ch WHERE EXISTS (
+                    SELECT 1 FROM outbox o
+                    WHERE o.channel_id = ch.id AND o.state IN ('pending', 'inflight')
+                      AND ((o.state = 'pending' AND o.next_attempt_at <= $1)
+                           OR (o.state = 'inflight' AND o.locked_until < $1)))",
             )
             .bind(now)
             .fetch_all(pool)
@@ -255,14 +256,16 @@ impl Store {
             "UPDATE outbox SET state = 'inflight', locked_by = $3, locked_until = $4, attempts = attempts + 1
              WHERE id IN (
                 SELECT o.id FROM outbox o
-                WHERE o.id IN (
-                      -- each recipient's oldest unfinished job: the only one that may go
-                      SELECT MIN(p.id) FROM outbox p
-                      WHERE p.channel_id = $1 AND p.state IN ('pending', 'inflight')
-                      GROUP BY p.recipient)
+                WHERE o.channel_id = $1 AND o.state IN ('pending', 'inflight')
                   AND o.next_attempt_at <= $5{lane}
                   AND (o.state = 'pending'
                        OR (o.state = 'inflight' AND o.locked_until < $5 AND o.priority = 0))
+                  -- each recipient's oldest unfinished job is the only one that may go; probed
+                  -- per candidate (outbox_recipient), not grouped over the whole backlog
+                  AND NOT EXISTS (
+                      SELECT 1 FROM outbox p
+                      WHERE p.channel_id = o.channel_id AND p.recipient = o.recipient
+                        AND p.state IN ('pending', 'inflight') AND p.id < o.id)
                 ORDER BY o.priority, o.id LIMIT $2 {lock})
              RETURNING id, message_id, recipient, attempts, created_at, priority"
         );

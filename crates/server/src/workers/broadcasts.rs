@@ -35,7 +35,7 @@ pub const LEAD_SECS: f64 = 1.0;
 /// Never fewer jobs ahead than this (slow channels still keep the sender busy).
 const MIN_LEAD: i64 = 10;
 /// Recipients per transaction.
-const BATCH: i64 = 250;
+const BATCH: i64 = 50;
 const TICK: Duration = Duration::from_millis(100);
 const LEASE: &str = "broadcasts";
 const LEASE_MS: i64 = 5_000;

@@ -20,6 +20,9 @@ use crate::group_commit::GroupCommit;
 use crate::live::{Live, Notice};
 use crate::media_files::MediaFiles;
 
+mod bulk_slots;
+pub use bulk_slots::BulkSlots;
+
 /// A job that keeps failing in a retryable way gives up after this long (Meta keeps a customer
 /// waiting no better than a clear failure would).
 const MAX_RETRY_AGE_MS: i64 = 60 * 60 * 1000;
@@ -71,21 +74,23 @@ impl Outbound {
 
 /// The rate the sender schedules at: slightly under the configured one, so that network jitter
 /// between our clock and Meta's count cannot make a one-second window exceed the limit, while the
-/// sustained rate stays above 95% of it.
+/// sustained rate stays above 97% of it (the broadcast benchmark's target).
 pub fn pacing(configured: i64) -> f64 {
-    configured.clamp(1, 1000) as f64 * 0.97
+    configured.clamp(1, 1000) as f64 * 0.98
 }
 
 /// How far ahead send slots are reserved: enough for a worker that comes back late to keep the
 /// pace, short enough that a new message does not wait behind a long schedule.
 const HORIZON_MS: f64 = 250.0;
 
-/// How far ahead bulk (broadcast) jobs may take the schedule: the most a conversation's message
-/// can wait behind a broadcast for its slot.
-const BULK_HORIZON_MS: f64 = 40.0;
+/// How far ahead bulk (broadcast) jobs may take the schedule. Long enough that the pace survives
+/// a slow round of claims (the database is busy with the broadcast itself); a conversation's
+/// message does not wait behind it, it takes the earliest slot a bulk job holds ([`BulkSlots`]).
+const BULK_HORIZON_MS: f64 = 200.0;
 
-/// How late after its slot a send may still go.
-const LATE_MS: i64 = 15;
+/// How late after its slot a send may still go: late sends bunch up, and this bounds by how much
+/// (8 ms of a 1,000/s number is 8 sends, inside the 2% the pacing leaves).
+const LATE_MS: i64 = 8;
 
 /// Records accepted sends in shared transactions (one commit for many messages).
 #[derive(Clone)]
@@ -198,6 +203,7 @@ pub struct SenderWorker {
     pub worker_id: String,
     pub completions: Completions,
     pub late_slots: LateSlots,
+    pub bulk_slots: BulkSlots,
 }
 
 impl SenderWorker {
@@ -325,6 +331,15 @@ impl SenderWorker {
                 } else {
                     HORIZON_MS
                 };
+                let slot = if job.priority > 0 {
+                    let held = worker.bulk_slots.hold(channel.id, slot, job.id);
+                    sleep_until_ms(slot).await;
+                    worker.bulk_slots.settle(held)
+                } else {
+                    worker
+                        .bulk_slots
+                        .take_earlier(channel.id, slot, store::now_ms())
+                };
                 if !worker.wait_for_slot(&channel, slot, horizon).await {
                     return;
                 }
@@ -342,10 +357,7 @@ impl SenderWorker {
     async fn wait_for_slot(&self, channel: &Channel, mut slot: i64, horizon_ms: f64) -> bool {
         let rate = pacing(channel.rate_limit_per_sec);
         loop {
-            let wait = slot - store::now_ms();
-            if wait > 0 {
-                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-            }
+            sleep_until_ms(slot).await;
             if store::now_ms() - slot <= LATE_MS {
                 return true;
             }
@@ -546,6 +558,14 @@ enum SendFailure {
     Local(String),
 }
 
+/// Sleeps until the unix-ms moment `at` (at once when it has passed).
+async fn sleep_until_ms(at: i64) {
+    let wait = at - store::now_ms();
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+    }
+}
+
 fn set_media(content: &mut OutboundContent, wa_media_id: String) {
     let id = MediaRef::Id(wa_media_id);
     match content {
@@ -563,12 +583,12 @@ mod tests {
     use super::pacing;
 
     #[test]
-    fn pacing_stays_under_the_limit_and_above_95_percent() {
+    fn pacing_stays_under_the_limit_and_above_97_percent() {
         for configured in [1, 2, 10, 80, 250, 1000] {
             let rate = pacing(configured);
             let c = configured as f64;
-            assert!(rate < c && rate >= 0.95 * c, "{configured}: {rate}");
+            assert!(rate < c && rate >= 0.97 * c, "{configured}: {rate}");
         }
-        assert_eq!(pacing(5000), 970.0, "Meta's maximum is 1000/s");
+        assert_eq!(pacing(5000), 980.0, "Meta's maximum is 1000/s");
     }
 }
