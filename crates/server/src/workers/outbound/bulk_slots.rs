@@ -63,16 +63,21 @@ impl BulkSlots {
         let mut map = self.map();
         // Entries of tasks that ended without settling (shutdown) are dropped as they age.
         let stale: Vec<Key> = map
-            .range((channel_id, i64::MIN, i64::MIN)..(channel_id, now - 1_000, i64::MIN))
+            .range(
+                (channel_id, i64::MIN, i64::MIN)..(channel_id, now.saturating_sub(1_000), i64::MIN),
+            )
             .map(|(k, _)| *k)
             .collect();
         for k in stale {
             map.remove(&k);
         }
-        let earliest = map
-            .range((channel_id, now + MARGIN_MS, i64::MIN)..(channel_id, slot, i64::MIN))
-            .next()
-            .map(|(k, _)| *k);
+        let from = (channel_id, now + MARGIN_MS, i64::MIN);
+        let until = (channel_id, slot, i64::MIN);
+        if from >= until {
+            // The conversation's own slot is already the soonest there can be.
+            return slot;
+        }
+        let earliest = map.range(from..until).next().map(|(k, _)| *k);
         let Some(key) = earliest else {
             return slot;
         };
@@ -105,9 +110,22 @@ mod tests {
         let slots = BulkSlots::default();
         let soon = slots.hold(1, 1_001, 1);
         let later = slots.hold(1, 1_300, 2);
-        assert_eq!(slots.take_earlier(1, 1_200, 1_000), 1_200, "nothing in between");
+        assert_eq!(
+            slots.take_earlier(1, 1_200, 1_000),
+            1_200,
+            "nothing in between"
+        );
         assert_eq!(slots.settle(soon), 1_001);
         assert_eq!(slots.settle(later), 1_300);
+    }
+
+    #[test]
+    fn a_slot_due_now_or_past_is_kept() {
+        let slots = BulkSlots::default();
+        let bulk = slots.hold(1, 1_001, 1);
+        assert_eq!(slots.take_earlier(1, 990, 1_000), 990);
+        assert_eq!(slots.take_earlier(1, 1_001, 1_000), 1_001);
+        assert_eq!(slots.settle(bulk), 1_001);
     }
 
     #[test]
