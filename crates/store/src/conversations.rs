@@ -189,6 +189,9 @@ impl Store {
         batch: &[(i64, Vec<InboundItem>)],
         protocol_cfg: &ProtocolConfig,
     ) -> Result<ApplyReport> {
+        if let Some(statuses) = only_statuses(batch) {
+            return self.apply_status_batch(&statuses).await;
+        }
         let now = now_ms();
         let mut report = ApplyReport::default();
         on_write!(self, pool => {
@@ -495,4 +498,21 @@ impl Store {
             .await?
         }))
     }
+}
+
+/// The batch's statuses when it carries nothing else (and something): those take the set-based
+/// path of `crate::statuses`.
+fn only_statuses(batch: &[(i64, Vec<InboundItem>)]) -> Option<Vec<(i64, Vec<&StatusRecord>)>> {
+    let mut out = Vec::with_capacity(batch.len());
+    for (inbox_id, items) in batch {
+        let mut statuses = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                InboundItem::Status(s) => statuses.push(s),
+                InboundItem::Message(_) => return None,
+            }
+        }
+        out.push((*inbox_id, statuses));
+    }
+    out.iter().any(|(_, s)| !s.is_empty()).then_some(out)
 }

@@ -37,6 +37,7 @@ pub mod queues;
 pub mod reply_routes;
 pub mod schedules;
 pub mod settings;
+mod statuses;
 pub mod templates;
 
 /// What can go wrong talking to the database.
@@ -114,7 +115,29 @@ macro_rules! insert_event {
         .await?
     };
 }
-pub(crate) use {insert_event, on_read, on_write};
+/// [`insert_event!`] for many rows of one kind: `$rows` is `&[(conversation_id, payload)]`,
+/// written in multi-row inserts.
+macro_rules! insert_events {
+    ($tx:expr, $now:expr, $kind:expr, $rows:expr) => {{
+        let rows: &[(i64, String)] = $rows;
+        for chunk in rows.chunks($crate::broadcasts::CHUNK) {
+            let sql = format!(
+                "INSERT INTO events (at, kind, conversation_id, payload) VALUES {}",
+                $crate::broadcasts::placeholders(chunk.len(), 4, 1)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (conversation_id, payload) in chunk {
+                query = query
+                    .bind($now)
+                    .bind($kind)
+                    .bind(*conversation_id)
+                    .bind(payload);
+            }
+            query.execute(&mut *$tx).await?;
+        }
+    }};
+}
+pub(crate) use {insert_event, insert_events, on_read, on_write};
 
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())

@@ -22,8 +22,13 @@ use crate::live::{Live, Notice};
 const MAX_GROUP: usize = 256;
 
 const INBOX_LEASE: &str = "inbox";
-/// Webhooks applied in one transaction at most.
+/// Webhooks with customers' messages applied in one transaction at most (a message may open a
+/// conversation, meet the bot, route: the transaction must stay short).
 const APPLY_BATCH: usize = 10;
+/// Webhooks applied in one transaction at most when they carry only delivery statuses: a few
+/// indexed statements each, and during a broadcast they arrive at the number's rate, so they are
+/// applied many to a commit (and to each pause that lets acknowledgements go first).
+const STATUS_BATCH: usize = 100;
 /// Renewed before every batch (a batch takes well under a second); after a crash, another
 /// instance (or the restarted one) takes over within this time.
 const LEASE_MS: i64 = 5_000;
@@ -156,6 +161,7 @@ impl InboxProcessor {
             // Consecutive good webhooks are applied together, in order, in one transaction: one
             // commit for many when they arrive faster than commits can be made.
             let mut batch: Vec<(i64, Vec<InboundItem>)> = Vec::new();
+            let mut with_messages = 0;
             for row in rows {
                 if shutdown.is_cancelled() {
                     break;
@@ -168,17 +174,24 @@ impl InboxProcessor {
                     self.template_wake.notify_one();
                 }
                 match self.understand(&row.body) {
-                    Ok(items) => batch.push((row.id, items)),
+                    Ok(items) => {
+                        if items.iter().any(|i| matches!(i, InboundItem::Message(_))) {
+                            with_messages += 1;
+                        }
+                        batch.push((row.id, items));
+                    }
                     Err(reason) => {
                         self.apply(&mut batch).await?;
+                        with_messages = 0;
                         tracing::warn!(inbox_id = row.id, %reason, "webhook kept as dead letter");
                         self.store.mark_inbox_dead(row.id, &reason).await?;
                         self.live
                             .publish(Notice::InboxProcessed { inbox_id: row.id });
                     }
                 }
-                if batch.len() >= APPLY_BATCH {
+                if with_messages >= APPLY_BATCH || batch.len() >= STATUS_BATCH {
                     self.apply(&mut batch).await?;
+                    with_messages = 0;
                     self.let_acknowledgements_go_first().await;
                 }
             }

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{BULK_PRIORITY, list, placeholders};
 use crate::reply_routes::{AWAITING_REPLY_STATE, NewReplyRoute, RouteTarget, insert_reply_routes};
-use crate::{DAY_MS, Result, Store, StoreError, now_ms, on_write};
+use crate::{DAY_MS, Result, Store, StoreError, insert_events, now_ms, on_write};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PendingRecipient {
@@ -90,28 +90,6 @@ struct Send<'r> {
     conversation_id: Option<i64>,
     body: String,
     content_json: String,
-}
-
-/// Event log rows for the batch inside the caller's transaction, one INSERT per chunk.
-macro_rules! insert_events {
-    ($tx:expr, $now:expr, $kind:expr, $rows:expr) => {{
-        let rows: &[(i64, String)] = $rows;
-        for chunk in rows.chunks(super::CHUNK) {
-            let sql = format!(
-                "INSERT INTO events (at, kind, conversation_id, payload) VALUES {}",
-                placeholders(chunk.len(), 4, 1)
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (conversation_id, payload) in chunk {
-                query = query
-                    .bind($now)
-                    .bind($kind)
-                    .bind(*conversation_id)
-                    .bind(payload);
-            }
-            query.execute(&mut *$tx).await?;
-        }
-    }};
 }
 
 impl Store {
