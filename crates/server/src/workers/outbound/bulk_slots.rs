@@ -56,10 +56,11 @@ impl BulkSlots {
         }
     }
 
-    /// A conversation's job holds `slot`: the earliest bulk slot of the channel before it (and at
-    /// least [`MARGIN_MS`] ahead of `now`) is taken and its job moved to `slot`. Returns the slot
-    /// to send at.
-    pub fn take_earlier(&self, channel_id: i64, slot: i64, now: i64) -> i64 {
+    /// A conversation's job holds `slot`: the earliest bulk slot of the channel before `before`
+    /// (and at least [`MARGIN_MS`] ahead of `now`) is taken and its job moved to `slot` (a slot
+    /// already missed makes that job reserve a new one). Returns the slot to send at: `slot` when
+    /// none was taken.
+    pub fn take_earlier(&self, channel_id: i64, slot: i64, before: i64, now: i64) -> i64 {
         let mut map = self.map();
         // Entries of tasks that ended without settling (shutdown) are dropped as they age.
         let stale: Vec<Key> = map
@@ -72,7 +73,7 @@ impl BulkSlots {
             map.remove(&k);
         }
         let from = (channel_id, now + MARGIN_MS, i64::MIN);
-        let until = (channel_id, slot, i64::MIN);
+        let until = (channel_id, before, i64::MIN);
         if from >= until {
             // The conversation's own slot is already the soonest there can be.
             return slot;
@@ -99,7 +100,7 @@ mod tests {
         let a = slots.hold(1, 1_010, 7);
         let b = slots.hold(1, 1_020, 8);
         let other_channel = slots.hold(2, 1_005, 9);
-        assert_eq!(slots.take_earlier(1, 1_200, 1_000), 1_010);
+        assert_eq!(slots.take_earlier(1, 1_200, 1_200, 1_000), 1_010);
         assert_eq!(slots.settle(a), 1_200, "moved to the conversation's slot");
         assert_eq!(slots.settle(b), 1_020, "untouched");
         assert_eq!(slots.settle(other_channel), 1_005);
@@ -111,7 +112,7 @@ mod tests {
         let soon = slots.hold(1, 1_001, 1);
         let later = slots.hold(1, 1_300, 2);
         assert_eq!(
-            slots.take_earlier(1, 1_200, 1_000),
+            slots.take_earlier(1, 1_200, 1_200, 1_000),
             1_200,
             "nothing in between"
         );
@@ -123,9 +124,17 @@ mod tests {
     fn a_slot_due_now_or_past_is_kept() {
         let slots = BulkSlots::default();
         let bulk = slots.hold(1, 1_001, 1);
-        assert_eq!(slots.take_earlier(1, 990, 1_000), 990);
-        assert_eq!(slots.take_earlier(1, 1_001, 1_000), 1_001);
+        assert_eq!(slots.take_earlier(1, 990, 990, 1_000), 990);
+        assert_eq!(slots.take_earlier(1, 1_001, 1_001, 1_000), 1_001);
         assert_eq!(slots.settle(bulk), 1_001);
+    }
+
+    #[test]
+    fn a_late_conversation_takes_any_held_slot_and_the_bulk_job_gets_the_missed_one() {
+        let slots = BulkSlots::default();
+        let bulk = slots.hold(1, 1_150, 1);
+        assert_eq!(slots.take_earlier(1, 980, i64::MAX, 1_000), 1_150);
+        assert_eq!(slots.settle(bulk), 980, "missed: it reserves again");
     }
 
     #[test]
@@ -133,15 +142,15 @@ mod tests {
         let slots = BulkSlots::default();
         let a = slots.hold(1, 1_050, 1);
         assert_eq!(slots.settle(a), 1_050);
-        assert_eq!(slots.take_earlier(1, 1_200, 1_000), 1_200);
+        assert_eq!(slots.take_earlier(1, 1_200, 1_200, 1_000), 1_200);
     }
 
     #[test]
     fn each_bulk_slot_goes_to_one_conversation() {
         let slots = BulkSlots::default();
         let a = slots.hold(1, 1_050, 1);
-        assert_eq!(slots.take_earlier(1, 1_200, 1_000), 1_050);
-        assert_eq!(slots.take_earlier(1, 1_210, 1_000), 1_210);
+        assert_eq!(slots.take_earlier(1, 1_200, 1_200, 1_000), 1_050);
+        assert_eq!(slots.take_earlier(1, 1_210, 1_210, 1_000), 1_210);
         assert_eq!(slots.settle(a), 1_200);
     }
 }
